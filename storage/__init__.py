@@ -1,0 +1,34 @@
+"""Persistence for owntracks-cert-bot: one SQLite file, pydantic models at the boundary."""
+
+from storage.db import SCHEMA_VERSION, Database, restore_database
+from storage.errors import InvalidTransition, NotFound, StorageError, UsernameTaken
+from storage.models import (
+    AuditEntry,
+    Certificate,
+    CertStatus,
+    Person,
+    PersonStatus,
+    Pin,
+    Platform,
+    ScheduledDeletion,
+)
+from storage.repo import Repository
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditEntry",
+    "CertStatus",
+    "Certificate",
+    "Database",
+    "InvalidTransition",
+    "NotFound",
+    "Person",
+    "PersonStatus",
+    "Pin",
+    "Platform",
+    "Repository",
+    "ScheduledDeletion",
+    "StorageError",
+    "UsernameTaken",
+    "restore_database",
+]

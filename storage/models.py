@@ -1,0 +1,158 @@
+"""Pydantic models at the storage boundary: what goes in and comes out of the repository.
+
+No Telegram types here: identities are plain ints, so the bot layer, the CLI and the tests all
+speak the same values. Every datetime is timezone-aware UTC; naive datetimes are refused
+because a silent local-time guess would shift certificate validity and deletion times.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+__all__ = [
+    "AuditEntry",
+    "CertStatus",
+    "Certificate",
+    "Person",
+    "PersonStatus",
+    "Pin",
+    "Platform",
+    "ScheduledDeletion",
+    "UtcDateTime",
+    "canonical_fingerprint",
+    "canonical_serial",
+]
+
+_HEX_RE = re.compile(r"[0-9a-f]+")
+
+
+class PersonStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    REVOKED = "revoked"
+
+
+class Platform(StrEnum):
+    IOS = "ios"
+    ANDROID = "android"
+
+
+class CertStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Refuse naive datetimes and normalise aware ones to UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetimes must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(ensure_utc)]
+
+
+def canonical_serial(value: object) -> str:
+    """Serial number as lower-case hex without colons or leading zeros (``format(n, "x")``).
+
+    One spelling everywhere, so a serial copied from ``openssl x509 -serial`` (upper case,
+    leading zeros) finds the same row as one formatted from cryptography's integer.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a certificate serial number cannot be negative")
+        return format(value, "x")
+    if not isinstance(value, str):
+        raise ValueError("a certificate serial number must be hex text")
+    text = value.strip().replace(":", "").lower()
+    if not _HEX_RE.fullmatch(text):
+        raise ValueError("a certificate serial number must be hex digits")
+    return text.lstrip("0") or "0"
+
+
+def canonical_fingerprint(value: object) -> str:
+    """SHA-256 fingerprint as 64 lower-case hex digits (colons and case are forgiven)."""
+    if not isinstance(value, str):
+        raise ValueError("a SHA-256 fingerprint must be hex text")
+    text = value.strip().replace(":", "").lower()
+    if len(text) != 64 or not _HEX_RE.fullmatch(text):
+        raise ValueError("a SHA-256 fingerprint must be 64 hex digits")
+    return text
+
+
+Serial = Annotated[str, BeforeValidator(canonical_serial)]
+Fingerprint = Annotated[str, BeforeValidator(canonical_fingerprint)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Person(_Frozen):
+    """Someone who talked to the bot; the Telegram user id is the identity."""
+
+    telegram_id: int
+    display_name: str
+    tg_username: str | None
+    status: PersonStatus
+    mqtt_username: str | None
+    platform: Platform | None
+    requested_at: UtcDateTime | None
+    decided_at: UtcDateTime | None
+    decided_by: int | None
+    reason: str | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class Certificate(_Frozen):
+    """A client certificate the bot issued: public facts only, never a key or passphrase."""
+
+    serial: Serial
+    telegram_id: int
+    mqtt_username: str
+    device: str
+    fingerprint_sha256: Fingerprint
+    not_before: UtcDateTime
+    not_after: UtcDateTime
+    issued_at: UtcDateTime
+    status: CertStatus
+    revoked_at: UtcDateTime | None = None
+    revocation_reason: str | None = None
+
+
+class AuditEntry(_Frozen):
+    """One append-only audit row: who (actor) did what (action) to whom (subject), when."""
+
+    id: int
+    at: UtcDateTime
+    actor_id: int | None
+    action: str
+    subject_id: int | None
+    details: dict[str, Any]
+
+
+class ScheduledDeletion(_Frozen):
+    """A chat message (file, passphrase) to delete at ``due_at``, even across a restart."""
+
+    id: int
+    chat_id: int
+    message_id: int
+    due_at: UtcDateTime
+
+
+class Pin(_Frozen):
+    """The CA certificate (DER) phones currently pin, and when it last changed."""
+
+    der: bytes
+    fingerprint_sha256: Fingerprint
+    changed_at: UtcDateTime
+    changed_by: int | None

@@ -1,0 +1,14 @@
+"""The repository: every query the bot needs, with each state change and its audit row in one
+transaction. Split by topic into private modules; this class is the one public entry point."""
+
+from __future__ import annotations
+
+from storage._certificates import CertificateRepository
+from storage._housekeeping import HousekeepingRepository
+from storage._people import PeopleRepository
+
+__all__ = ["Repository"]
+
+
+class Repository(PeopleRepository, CertificateRepository, HousekeepingRepository):
+    """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""
