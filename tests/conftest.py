@@ -1,0 +1,39 @@
+"""Shared fixtures. Keep this small: one CA per session (RSA 4096 takes ~1-3 s to make)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pki import CertificateAuthority
+from tests.mosquitto import Broker
+
+
+@pytest.fixture(scope="session")
+def ca() -> CertificateAuthority:
+    """The default kind of CA the bot creates (RSA 4096); read-only, shared by all tests."""
+    return CertificateAuthority.create("Test CA")
+
+
+@pytest.fixture(scope="session")
+def other_ca() -> CertificateAuthority:
+    """An unrelated CA (EC, fast to make) whose certificates our broker must refuse."""
+    return CertificateAuthority.create("Other CA", key_type="ec-p384")
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """Start brokers for this test: ``broker_factory(ca, **Broker kwargs)``; all stopped after."""
+    started: list[Broker] = []
+
+    def start(authority: CertificateAuthority, **kwargs: Any) -> Broker:
+        broker = Broker(authority, tmp_path / f"broker{len(started)}", **kwargs)
+        started.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in started:
+        broker.stop()
