@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from pki.bundle import private_key_pem
 from pki.files import write_private_file, write_public_file
 from pki.keys import generate_private_key
 from pki.names import InvalidName, validate_username
@@ -173,7 +174,7 @@ async def kick_sessions(
         {"command": "createClient", "username": canonical},
         {"command": "deleteClient", "username": canonical},
     ]
-    result = await _dynsec(admin, commands, timeout)
+    result = await dynsec_request(admin, commands, timeout)
     if isinstance(result, BrokerOutcome):
         return result
     created, deleted = result
@@ -213,7 +214,7 @@ def _judge_kick(username: str, created: dict[str, Any], deleted: dict[str, Any])
 
 async def check_kick_path(admin: BrokerAdmin, *, timeout: float = 5.0) -> BrokerOutcome:
     """Prove the admin can reach the plugin with a harmless request (for ``otcert doctor``)."""
-    result = await _dynsec(admin, [{"command": "getDefaultACLAccess"}], timeout)
+    result = await dynsec_request(admin, [{"command": "getDefaultACLAccess"}], timeout)
     if isinstance(result, BrokerOutcome):
         return result
     (answer,) = result
@@ -233,10 +234,13 @@ async def check_kick_path(admin: BrokerAdmin, *, timeout: float = 5.0) -> Broker
     return BrokerOutcome(True, detail)
 
 
-async def _dynsec(
+async def dynsec_request(
     admin: BrokerAdmin, commands: list[dict[str, Any]], timeout: float
 ) -> BrokerOutcome | list[dict[str, Any]]:
-    """One request/response with the plugin, in a worker thread so the event loop never blocks."""
+    """Send ``commands`` to the plugin; their responses in order, or a failure outcome.
+
+    Runs paho in a worker thread so the event loop never blocks; a hard deadline covers it all.
+    """
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(_exchange, admin, commands, timeout), timeout + 2.0
@@ -449,10 +453,8 @@ def ensure_admin_identity(
     data_dir.mkdir(parents=True, exist_ok=True)
     key = generate_private_key("rsa2048")
     certificate = ca.issue_client(common_name, key, days=days)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    write_private_file(key_path, key_pem)  # key first: a cert without its key is useless
+    # Key first: a certificate without its key is useless.
+    write_private_file(key_path, private_key_pem(key))
     write_public_file(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
