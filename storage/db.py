@@ -101,16 +101,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             claimed_at TEXT NOT NULL
         )""",
     ),
-    # 3: phone platform per person; audit log made append-only in the schema itself; indexes
-    #    for the CRL query and for "was this username ever used by someone else".
+    # 3: phone platform per person; the audit log made append-only in the schema itself; an
+    #    index for "was this username ever used by someone else". (The CRL query, status IN
+    #    (revoked, superseded) AND not_after > now, is served by certificates_status.)
     (
         "ALTER TABLE people ADD COLUMN platform TEXT CHECK (platform IN ('ios', 'android'))",
         """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
-        """CREATE INDEX certificates_crl ON certificates (not_after)
-           WHERE status IN ('revoked', 'superseded')""",
         "CREATE INDEX certificates_username ON certificates (mqtt_username COLLATE NOCASE)",
     ),
 )
