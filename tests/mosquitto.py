@@ -256,12 +256,13 @@ class Broker:
             time.sleep(0.02)
         return False
 
-    def _log_size(self) -> int:
+    def log_offset(self) -> int:
+        """Current end of the log; pass it as ``after=`` to wait only for new lines."""
         return len(self.log_path.read_text(errors="replace")) if self.log_path.exists() else 0
 
     def reload(self, timeout: float = 5.0) -> None:
         """SIGHUP, then wait until mosquitto has logged it and finished the reload."""
-        offset = self._log_size()
+        offset = self.log_offset()
         os.kill(self.pid, signal.SIGHUP)
         if not self.wait_for_log("Reloading config.", after=offset, timeout=timeout):
             raise BrokerError(f"mosquitto did not reload:\n{self.log_text}")
@@ -330,6 +331,16 @@ def connect_ok(broker: Broker, files: ClientFiles, *, timeout: float = 5.0) -> b
     (ACL denials do not show here: mosquitto_pub exits 0 after a denied publish.)
     """
     return publish(broker, files, timeout=timeout).returncode == 0
+
+
+def connect_refused(broker: Broker, files: ClientFiles, *, timeout: float = 5.0) -> bool:
+    """True only when the broker itself refused the client certificate in the TLS handshake
+    (a dead or hung broker does not count as a refusal)."""
+    offset = broker.log_offset()
+    result = publish(broker, files, timeout=timeout)
+    if result.returncode in (0, -9):
+        return False
+    return broker.wait_for_log("certificate verify failed", after=offset, timeout=timeout)
 
 
 class MqttSession:
