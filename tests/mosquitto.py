@@ -351,7 +351,9 @@ class MqttSession:
     """
 
     def __init__(self, broker: Broker, files: ClientFiles, *, timeout: float = 5.0) -> None:
-        import paho.mqtt.client as mqtt  # local: only tests that need a live session pay for it
+        # local imports: only tests that need a live session pay for paho
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.connected = threading.Event()
@@ -361,7 +363,7 @@ class MqttSession:
         self._timeout = timeout
         self._broker = broker
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"session-{uuid.uuid4().hex[:12]}",
             protocol=mqtt.MQTTv5,
         )
