@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from aiohttp import web
 
@@ -23,8 +24,8 @@ from tests._fake_telegram_wire import TIMEOUT_FAULT_HOLD, ApiError, Call, Fault,
 async def serve(state: ApiState, sock: socket.socket) -> Callable[[], None]:
     """Start serving on ``sock`` in the running loop; returns a thread-safe stopper."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_route("*", "/bot{token}/{method}", lambda r: _handle_api(state, r))
-    app.router.add_get("/file/bot{token}/{file_path:.+}", lambda r: _handle_download(state, r))
+    app.router.add_route("*", "/bot{token}/{method}", partial(_handle_api, state))
+    app.router.add_get("/file/bot{token}/{file_path:.+}", partial(_handle_download, state))
     # handler_cancellation: a held request ends when the client gives up on it
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0,
                            handler_cancellation=True, access_log=None)
