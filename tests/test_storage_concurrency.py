@@ -7,7 +7,7 @@ on the same file (separate connections and threads, as two processes would be).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -36,7 +36,7 @@ async def repos(tmp_path: Path) -> AsyncIterator[list[Repository]]:
         yield [Repository(db) for db in dbs]
 
 
-def split(results: list[object]) -> tuple[list[object], list[BaseException]]:
+def split(results: Sequence[object]) -> tuple[list[object], list[BaseException]]:
     errors = [r for r in results if isinstance(r, BaseException)]
     return [r for r in results if not isinstance(r, BaseException)], errors
 

@@ -50,7 +50,9 @@ def build_old_database(path: Path, version: int) -> None:
 
 
 def user_version(path: Path) -> int:
-    return int(raw_rows(path, "PRAGMA user_version")[0][0])  # type: ignore[call-overload]
+    [(version,)] = raw_rows(path, "PRAGMA user_version")
+    assert isinstance(version, int)
+    return version
 
 
 async def test_new_file_gets_pragmas_and_private_mode(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_models_refuse_naive_datetimes_and_normalise_to_utc() -> None:
     d = ScheduledDeletion(id=1, chat_id=1, message_id=1, due_at=local)
     assert d.due_at == datetime(2030, 1, 1, tzinfo=UTC) and d.due_at.tzinfo is UTC
     with pytest.raises(pydantic.ValidationError):
-        d.chat_id = 2  # type: ignore[misc]
+        d.chat_id = 2
 
 
 def test_serials_and_fingerprints_are_canonical() -> None:
