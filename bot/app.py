@@ -1,0 +1,124 @@
+"""The one place that builds the Telegram Application: handlers, jobs, start-up, shutdown."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.handlers import admin, people
+from bot.handlers.common import Runtime, claim_update, on_error, throttle_updates
+from bot.handlers.delivery import delete_due_messages
+from bot.wiring import open_service
+
+log = logging.getLogger(__name__)
+
+CRL_REFRESH_SECONDS = 6 * 3600
+PUBLIC_COMMANDS = [
+    BotCommand("start", "what this bot does and where you stand"),
+    BotCommand("request", "ask for access"),
+    BotCommand("getcert", "get your certificate: /getcert [device]"),
+    BotCommand("help", "the commands you can use"),
+]
+
+
+def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
+    token = settings.require_bot()
+    stack = AsyncExitStack()
+
+    async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        service = await stack.enter_async_context(
+            open_service(settings, create_ca=True, key_pool=True)
+        )
+        app.bot_data["runtime"] = Runtime(
+            service=service,
+            mqtt_host=settings.mqtt_host,
+            mqtt_port=settings.mqtt_port,
+            secret_ttl=settings.secret_ttl_seconds,
+        )
+        report = await service.refresh_crl()
+        if not report.written or (report.reload is not None and not report.reload.ok):
+            log.warning("start-up CRL: written=%s reload=%s", report.written, report.reload)
+        me = app.bot
+        log.info(
+            "started as @%s; admins %s; data dir %s; CA %s; CRL %s; broker %s:%s",
+            me.username, sorted(settings.admin_ids), settings.data_dir,
+            service.ca.fingerprint_sha256, settings.effective_crl_path,
+            settings.mqtt_host or "(unset)", settings.mqtt_port,
+        )
+        await app.bot.set_my_commands(PUBLIC_COMMANDS)
+        jobs = app.job_queue
+        assert jobs is not None
+        sweep = max(1, min(30, settings.secret_ttl_seconds // 4))
+        jobs.run_repeating(delete_due_messages, interval=sweep, first=0, name="delete-secrets")
+        jobs.run_repeating(refresh_crl_job, interval=CRL_REFRESH_SECONDS, first=CRL_REFRESH_SECONDS,
+                           name="refresh-crl")
+
+    async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        await stack.aclose()
+
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_file_url)
+        .concurrent_updates(True)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    register_handlers(app)
+    return app
+
+
+def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    app.add_handler(TypeHandler(Update, claim_update), group=-2)
+    app.add_handler(TypeHandler(Update, throttle_updates), group=-1)
+    for name, callback in [
+        ("start", people.start),
+        ("help", people.help_command),
+        ("request", people.request_access),
+        ("getcert", people.getcert),
+        ("approve", admin.approve),
+        ("deny", admin.deny),
+        ("revoke", admin.revoke),
+        ("repin", admin.repin),
+        ("pending", admin.pending),
+        ("users", admin.users),
+    ]:
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(CallbackQueryHandler(people.platform_button, pattern=r"^plat:"))
+    app.add_handler(CallbackQueryHandler(admin.request_button, pattern=r"^req:"))
+    app.add_handler(CallbackQueryHandler(stale_button))
+    app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))
+    app.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, people.help_command)
+    )
+    app.add_error_handler(on_error)
+
+
+async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer("That button is no longer valid.")
+
+
+async def refresh_crl_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An expired CRL locks every phone out: rewrite it long before nextUpdate."""
+    rt = context.application.bot_data["runtime"]
+    assert isinstance(rt, Runtime)
+    report = await rt.service.refresh_crl()
+    if not report.written:
+        log.error("scheduled CRL refresh failed: %s", report.error)

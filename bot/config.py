@@ -1,0 +1,151 @@
+"""Settings from ``OTCERT_*`` environment variables (and ``./.env``), validated once at start.
+
+The names and defaults are the public interface in ``shared/INTERFACE.md``; extra knobs
+(key type, limits) are additions with safe defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pki.keys import ClientKeyType
+
+
+class ConfigError(Exception):
+    """A setting is missing or unusable; the message tells the operator what to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OTCERT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    bot_token: SecretStr | None = None
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    data_dir: Path = Path("./data")
+    ca_key_passphrase: SecretStr | None = None
+    ca_key_passphrase_file: Path | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_file_url: str = "https://api.telegram.org/file/bot"
+    crl_path: Path | None = None
+    broker_reload_command: str | None = None
+    mqtt_host: str | None = None
+    mqtt_port: int = Field(default=8883, ge=1, le=65535)
+    broker_kick: Literal["off", "dynsec"] = "off"
+    broker_admin_cn: str = "otcert-admin"
+    broker_admin_host: str | None = None
+    broker_admin_port: int | None = Field(default=None, ge=1, le=65535)
+    broker_ca_file: Path | None = None
+    cert_days: int = Field(default=365, ge=1, le=3650)
+    secret_ttl_seconds: int = Field(default=900, ge=10, le=86400)
+
+    # Additions beyond INTERFACE.md.
+    key_type: ClientKeyType = "rsa2048"
+    pkcs12_profile: Literal["legacy", "modern"] = "legacy"
+    max_devices: int = Field(default=3, ge=1, le=50)
+    issue_cooldown_seconds: int = Field(default=30, ge=0, le=86400)
+    crl_days: int = Field(default=30, ge=2, le=365)
+    key_pool_size: int = Field(default=4, ge=0, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            try:
+                return frozenset(int(p) for p in parts if p)
+            except ValueError:
+                raise ValueError(
+                    "OTCERT_ADMIN_IDS must be comma-separated numeric Telegram user ids"
+                ) from None
+        return value
+
+    @field_validator("broker_reload_command", "mqtt_host", "broker_admin_host", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _admin_cn_is_a_name(self) -> Settings:
+        from pki.names import InvalidName, validate_username
+
+        try:
+            self.broker_admin_cn = validate_username(self.broker_admin_cn)
+        except InvalidName as exc:
+            raise ValueError(f"OTCERT_BROKER_ADMIN_CN: {exc}") from None
+        return self
+
+    # Derived values: one place that knows the defaults that depend on other settings.
+    @property
+    def effective_crl_path(self) -> Path:
+        return self.crl_path if self.crl_path is not None else self.data_dir / "crl.pem"
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self.data_dir / "ca.crt"
+
+    @property
+    def ca_key_path(self) -> Path:
+        return self.data_dir / "ca.key"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "otcert.sqlite3"
+
+    @property
+    def admin_host(self) -> str | None:
+        return self.broker_admin_host or self.mqtt_host
+
+    @property
+    def admin_port(self) -> int:
+        return self.broker_admin_port or self.mqtt_port
+
+    def ca_passphrase(self) -> bytes | None:
+        """The CA key passphrase from the variable or the file; never logged."""
+        if self.ca_key_passphrase is not None and self.ca_key_passphrase.get_secret_value():
+            return self.ca_key_passphrase.get_secret_value().encode()
+        if self.ca_key_passphrase_file is not None:
+            try:
+                text = self.ca_key_passphrase_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot read OTCERT_CA_KEY_PASSPHRASE_FILE ({exc.strerror})."
+                ) from None
+            if not text:
+                raise ConfigError("OTCERT_CA_KEY_PASSPHRASE_FILE is empty.")
+            return text.encode()
+        return None
+
+    def require_bot(self) -> str:
+        """Check what ``run`` needs and return the token."""
+        if self.bot_token is None or not self.bot_token.get_secret_value().strip():
+            raise ConfigError("OTCERT_BOT_TOKEN is not set: get a token from @BotFather.")
+        if not self.admin_ids:
+            raise ConfigError(
+                "OTCERT_ADMIN_IDS is not set: list the Telegram user ids of the admins "
+                "(comma-separated); without admins nobody can approve requests."
+            )
+        return self.bot_token.get_secret_value().strip()
+
+
+def load_settings() -> Settings:
+    """Read settings, turning pydantic's validation errors into one readable ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "OTCERT_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise ConfigError("Invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,149 @@
+"""Shared plumbing for the thin handlers: reaching the service, replying, guarding."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Chat, Update
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot import texts
+from bot.errors import UserError
+from bot.service import Service
+from pki.authority import CAError
+from pki.bundle import CertificateRejected
+from pki.names import InvalidName
+from storage import StorageError
+
+log = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+PEOPLE_ERRORS = (UserError, InvalidName, StorageError, CertificateRejected, CAError)
+ARG_MAX = 256  # longer arguments are refused before any parsing
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers share, kept in ``application.bot_data``."""
+
+    service: Service
+    mqtt_host: str | None
+    mqtt_port: int
+    secret_ttl: int
+    throttle: Throttle = field(default_factory=lambda: Throttle())
+    notifications: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+def runtime(context: Context) -> Runtime:
+    rt = context.bot_data["runtime"]
+    assert isinstance(rt, Runtime)
+    return rt
+
+
+async def reply(update: Update, text: str, **kwargs: Any) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_html(text, disable_web_page_preview=True, **kwargs)
+
+
+def is_private(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == Chat.PRIVATE
+
+
+def args_of(context: Context) -> list[str]:
+    return list(context.args or [])
+
+
+async def guard_args(update: Update, context: Context) -> bool:
+    """Refuse absurdly long input early, with an answer."""
+    if sum(len(a) for a in args_of(context)) > ARG_MAX:
+        await reply(update, "That is far too long for me. Please keep arguments short.")
+        return False
+    return True
+
+
+async def require_admin(update: Update, context: Context) -> bool:
+    user = update.effective_user
+    if user is None or not runtime(context).service.is_admin(user.id):
+        await reply(update, texts.NOT_ADMIN)
+        return False
+    return True
+
+
+def parse_telegram_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 15 or int(value) <= 0:
+        raise UserError(texts.BAD_TELEGRAM_ID.format(value=value[:32]))
+    return int(value)
+
+
+class Throttle:
+    """Per-person sliding window: a flood gets one polite answer, then silence."""
+
+    def __init__(self, limit: int = 20, window: float = 10.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[int, deque[float]] = {}
+        self._warned: dict[int, float] = {}
+
+    def allow(self, user_id: int) -> tuple[bool, bool]:
+        """(allowed, should_warn)."""
+        now = time.monotonic()
+        hits = self._seen.setdefault(user_id, deque())
+        while hits and now - hits[0] > self.window:
+            hits.popleft()
+        if len(hits) < self.limit:
+            hits.append(now)
+            return True, False
+        warned = self._warned.get(user_id, 0.0)
+        if now - warned > self.window:
+            self._warned[user_id] = now
+            return False, True
+        return False, False
+
+
+async def throttle_updates(update: Update, context: Context) -> None:
+    """Runs before every handler (group -1)."""
+    user = update.effective_user
+    if user is None:
+        return
+    rt = runtime(context)
+    if rt.service.is_admin(user.id):
+        return
+    allowed, warn = rt.throttle.allow(user.id)
+    if allowed:
+        return
+    if warn:
+        if update.callback_query is not None:
+            await update.callback_query.answer(texts.SLOW_DOWN)
+        else:
+            await reply(update, texts.SLOW_DOWN)
+    raise ApplicationHandlerStop
+
+
+async def claim_update(update: Update, context: Context) -> None:
+    """After a crash Telegram re-sends updates we may already have acted on; skip those."""
+    if not await runtime(context).service.repo.claim_update(update.update_id):
+        log.info("update %s already handled before a restart; skipped", update.update_id)
+        raise ApplicationHandlerStop
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Bugs are logged with a reference; people see only the reference."""
+    ref = secrets.token_hex(4)
+    log.error("unhandled error %s", ref, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await reply(update, texts.INTERNAL_ERROR.format(ref=ref))
+        except Exception:
+            log.warning("could not tell the person about error %s", ref)
+
+
+async def answer_user_error(update: Update, exc: Exception) -> None:
+    await reply(update, texts.esc(str(exc)))
+

@@ -1,0 +1,207 @@
+"""Delivering a certificate: file first, passphrase only after the file arrived, never both
+in one message; anything undelivered is revoked. Secret messages are deleted on schedule,
+from the database, so a restart still deletes them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ContextTypes
+
+from bot import texts
+from bot.errors import PlatformNeeded
+from bot.handlers.common import PEOPLE_ERRORS, Runtime, runtime
+from bot.service import IssuedBundle
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 4
+RETRY_AFTER_CAP = 30.0
+CA_FILENAME = "ca.crt"
+PIN_FILENAME = "ca.otre"
+
+
+async def with_retry(call: Callable[[], Awaitable[T]], what: str) -> T:
+    """Honour Telegram's retry_after and back off on network errors; give up after a few."""
+    delay = 0.5
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return await call()
+        except RetryAfter as exc:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            log.info("%s: rate limited, retrying in %.1f s", what, seconds)
+            await asyncio.sleep(min(seconds, RETRY_AFTER_CAP))
+        except (Forbidden, BadRequest):
+            raise
+        except NetworkError as exc:  # includes TimedOut
+            if attempt == MAX_ATTEMPTS:
+                raise
+            log.info("%s: %s, retrying in %.1f s", what, type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def platform_keyboard(device: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[
+            InlineKeyboardButton("iPhone", callback_data=f"plat:ios:{device}"),
+            InlineKeyboardButton("Android", callback_data=f"plat:android:{device}"),
+        ]]
+    )
+
+
+async def issue_and_deliver(
+    context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None
+) -> None:
+    rt = runtime(context)
+    bot = context.bot
+    try:
+        bundle = await rt.service.issue(telegram_id, device)
+    except PlatformNeeded as exc:
+        keyboard = platform_keyboard(exc.device)
+        await with_retry(
+            lambda: bot.send_message(chat_id, texts.ASK_PLATFORM, reply_markup=keyboard),
+            "ask platform",
+        )
+        return
+    except PEOPLE_ERRORS as exc:
+        refusal = str(exc)
+        await with_retry(lambda: bot.send_message(chat_id, refusal), "issue refusal")
+        return
+
+    if not await _send_secrets(bot, rt, chat_id, bundle):
+        return
+    await _send_pin_and_steps(bot, rt, chat_id, bundle)
+
+
+async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> bool:
+    caption = texts.FILE_CAPTION.format(
+        username=texts.esc(bundle.username),
+        device=texts.esc(bundle.device),
+        until=texts.day(bundle.not_after),
+        ttl=texts.duration(rt.secret_ttl),
+    )
+    if bundle.replaced:
+        caption += texts.REPLACED
+    try:
+        file_message = await with_retry(
+            lambda: bot.send_document(
+                chat_id,
+                InputFile(bundle.data, filename=bundle.filename),
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+            ),
+            "send certificate file",
+        )
+    except TelegramError as exc:
+        log.warning(
+            "certificate %s not delivered (%s); revoking", bundle.serial, type(exc).__name__
+        )
+        await _undelivered(bot, rt, chat_id, bundle, None)
+        return False
+    await schedule_deletion(rt, file_message)
+
+    text = texts.SECRET_MESSAGE.format(
+        filename=texts.esc(bundle.filename), passphrase=texts.esc(bundle.passphrase)
+    )
+    try:
+        secret_message = await with_retry(
+            lambda: bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
+            "send passphrase",
+        )
+    except TelegramError as exc:
+        log.warning(
+            "passphrase for %s not delivered (%s); revoking", bundle.serial, type(exc).__name__
+        )
+        await _undelivered(bot, rt, chat_id, bundle, file_message)
+        return False
+    await schedule_deletion(rt, secret_message)
+    return True
+
+
+async def _undelivered(
+    bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle, file_message: Message | None
+) -> None:
+    await rt.service.revoke_undelivered(bundle.serial)
+    if file_message is not None:
+        try:
+            await bot.delete_message(chat_id, file_message.message_id)
+        except TelegramError:
+            log.info("could not delete the orphaned certificate file; the schedule will")
+    try:
+        await with_retry(lambda: bot.send_message(chat_id, texts.UNDELIVERED), "undelivered notice")
+    except TelegramError:
+        log.info("could not tell chat about the undelivered certificate")
+
+
+async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> None:
+    """The CA and the steps are not secret; a failure here is logged, not fatal."""
+    pin = await rt.service.current_pin()
+    try:
+        await send_pin(bot, chat_id, pin.pem, pin.der)
+        await with_retry(
+            lambda: bot.send_message(
+                chat_id,
+                texts.steps(
+                    bundle.platform, ca=CA_FILENAME, filename=bundle.filename,
+                    host=rt.mqtt_host, port=rt.mqtt_port, username=bundle.username,
+                    device=bundle.device,
+                ),
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+            ),
+            "send steps",
+        )
+    except TelegramError as exc:
+        log.warning("CA or steps not delivered to a chat: %s", type(exc).__name__)
+
+
+async def send_pin(
+    bot: Bot, chat_id: int, pem: bytes, der: bytes, caption: str | None = None
+) -> None:
+    await with_retry(
+        lambda: bot.send_document(
+            chat_id, InputFile(pem, filename=CA_FILENAME), caption=caption or texts.CA_CAPTION
+        ),
+        "send CA",
+    )
+    await with_retry(
+        lambda: bot.send_document(
+            chat_id, InputFile(der, filename=PIN_FILENAME), caption=texts.PIN_CAPTION
+        ),
+        "send pin",
+    )
+
+
+async def schedule_deletion(rt: Runtime, message: Message) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=rt.secret_ttl)
+    await rt.service.repo.schedule_deletion(message.chat_id, message.message_id, due)
+
+
+async def delete_due_messages(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """JobQueue job: delete every secret message whose time has come."""
+    app: Application = context.application  # type: ignore[type-arg]
+    rt = app.bot_data["runtime"]
+    assert isinstance(rt, Runtime)
+    for item in await rt.service.repo.due_deletions(datetime.now(UTC)):
+        try:
+            await app.bot.delete_message(item.chat_id, item.message_id)
+        except (BadRequest, Forbidden) as exc:
+            # Already gone, too old, or the person blocked us: nothing more we can do.
+            log.info("scheduled deletion %s dropped: %s", item.id, type(exc).__name__)
+        except TelegramError as exc:
+            log.info("scheduled deletion %s will be retried: %s", item.id, type(exc).__name__)
+            continue
+        await rt.service.repo.finish_deletion(item.id)

@@ -1,0 +1,389 @@
+"""The use cases: plain Python in and out, no Telegram types.
+
+The service owns the order of operations (validate, sign, record, then deliver) so that
+handlers, the CLI and the tests all get the same guarantees. It keeps no secret: the key
+and the passphrase live only in the returned :class:`IssuedBundle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from bot.broker import BrokerAdmin, BrokerOutcome, kick_sessions, run_reload_command
+from bot.errors import NotAllowed, PlatformNeeded, UserError
+from bot.keypool import KeyPool
+from pki.authority import CertificateAuthority
+from pki.bundle import (
+    Pkcs12Profile,
+    fingerprint_sha256,
+    load_certificate,
+    make_passphrase,
+    pin_der,
+    pkcs12_bundle,
+)
+from pki.crl import RevokedEntry, build_crl, write_crl
+from pki.names import validate_device, validate_username
+from storage import (
+    Certificate,
+    CertStatus,
+    Person,
+    PersonStatus,
+    Platform,
+    Repository,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEVICE = "phone"
+REASON_TEXT_MAX = 200
+
+_CRL_REASONS = {
+    "superseded": x509.ReasonFlags.superseded,
+    "undelivered": x509.ReasonFlags.cessation_of_operation,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings the use cases need, decoupled from how they were read."""
+
+    admin_ids: frozenset[int]
+    cert_days: int = 365
+    pkcs12_profile: Pkcs12Profile = "legacy"
+    max_devices: int = 3
+    issue_cooldown: timedelta = timedelta(seconds=30)
+    crl_path: Path = Path("data/crl.pem")
+    crl_validity: timedelta = timedelta(days=30)
+    reload_command: str | None = None
+    reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
+    broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
+
+
+@dataclass(frozen=True)
+class IssuedBundle:
+    """What /getcert delivers. The passphrase is here and nowhere else."""
+
+    filename: str
+    data: bytes = field(repr=False)
+    passphrase: str = field(repr=False)
+    serial: str
+    fingerprint: str
+    not_after: datetime
+    platform: Platform
+    username: str
+    device: str
+    replaced: int
+
+
+@dataclass(frozen=True)
+class CrlReport:
+    written: bool
+    entries: int
+    reload: BrokerOutcome | None = None
+    kick: BrokerOutcome | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    person: Person
+    certificates: list[Certificate]
+    crl: CrlReport
+
+
+@dataclass(frozen=True)
+class PinBundle:
+    pem: bytes
+    der: bytes
+    fingerprint: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    person: Person
+    notify_admins: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clip(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
+    return cleaned[:REASON_TEXT_MAX] or None
+
+
+class Service:
+    def __init__(
+        self,
+        repo: Repository,
+        ca: CertificateAuthority,
+        policy: Policy,
+        keys: KeyPool,
+        *,
+        clock: Callable[[], datetime] = _now,
+        reload: Callable[[str | None], Awaitable[BrokerOutcome]] = run_reload_command,
+    ) -> None:
+        self.repo = repo
+        self.ca = ca
+        self.policy = policy
+        self.keys = keys
+        self._clock = clock
+        self._reload = reload
+        self._issuing: dict[int, asyncio.Lock] = {}
+        self._crl_lock = asyncio.Lock()
+
+    # --- who is who -------------------------------------------------------------------
+    def is_admin(self, telegram_id: int) -> bool:
+        return telegram_id in self.policy.admin_ids
+
+    def _require_admin(self, actor_id: int | None) -> None:
+        """``None`` is the operator's shell (the CLI), which is trusted."""
+        if actor_id is not None and not self.is_admin(actor_id):
+            raise NotAllowed("Only admins can do that.")
+
+    async def status(self, telegram_id: int) -> Person | None:
+        return await self.repo.get_person(telegram_id)
+
+    # --- access ---------------------------------------------------------------------
+    async def request_access(
+        self, telegram_id: int, display_name: str, tg_username: str | None
+    ) -> RequestOutcome:
+        name = _clip(display_name) or str(telegram_id)
+        person, is_new = await self.repo.request_access(telegram_id, name[:64], tg_username)
+        return RequestOutcome(person, is_new)
+
+    def suggest_username(self, person: Person) -> str | None:
+        """A username derived from the @username or name, if one passes the rules."""
+        for candidate in (person.tg_username, person.display_name.split(" ")[0]):
+            if not candidate:
+                continue
+            try:
+                name = validate_username(candidate[:32])
+            except ValueError:
+                continue
+            if name not in self.policy.reserved_usernames:
+                return name
+        return None
+
+    async def approve(self, actor_id: int | None, telegram_id: int, username: str) -> Person:
+        self._require_admin(actor_id)
+        name = validate_username(username)
+        if name in self.policy.reserved_usernames:
+            raise UserError(
+                f"'{name}' is reserved for the bot's own broker identity; choose another username."
+            )
+        return await self.repo.approve(telegram_id, name, by=actor_id or 0)
+
+    async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
+        self._require_admin(actor_id)
+        return await self.repo.deny(telegram_id, by=actor_id or 0, reason=_clip(reason))
+
+    async def set_platform(self, telegram_id: int, platform: Platform) -> Person:
+        return await self.repo.set_platform(telegram_id, platform)
+
+    # --- certificates -------------------------------------------------------------------
+    async def issue(self, telegram_id: int, device: str | None = None) -> IssuedBundle:
+        """Sign, pack and record a certificate; the caller delivers it."""
+        device_name = validate_device(device if device else DEFAULT_DEVICE)
+        lock = self._issuing.setdefault(telegram_id, asyncio.Lock())
+        if lock.locked():
+            raise UserError("I'm already preparing your certificate; it will arrive in a moment.")
+        async with lock:
+            person = await self._issuable_person(telegram_id, device_name)
+            assert person.mqtt_username is not None and person.platform is not None
+            key = await self.keys.take()
+            now = self._clock()
+            cert = await asyncio.to_thread(
+                self.ca.issue_client,
+                person.mqtt_username,
+                key,
+                days=self.policy.cert_days,
+                now=now,
+            )
+            passphrase = make_passphrase()
+            data = await asyncio.to_thread(
+                pkcs12_bundle,
+                cert,
+                key,
+                [self.ca.certificate],
+                friendly_name=f"{person.mqtt_username} ({device_name})",
+                passphrase=passphrase,
+                profile=self.policy.pkcs12_profile,
+            )
+            del key
+            record = Certificate(
+                serial=format(cert.serial_number, "x"),
+                telegram_id=telegram_id,
+                mqtt_username=person.mqtt_username,
+                device=device_name,
+                fingerprint_sha256=fingerprint_sha256(cert),
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
+                issued_at=now,
+                status=CertStatus.ACTIVE,
+            )
+            replaced = await self.repo.record_issue(record, actor=telegram_id)
+        if replaced:
+            await self.refresh_crl()
+        ext = "otrp" if person.platform == Platform.IOS else "p12"
+        return IssuedBundle(
+            filename=f"{person.mqtt_username}-{device_name}.{ext}",
+            data=data,
+            passphrase=passphrase,
+            serial=record.serial,
+            fingerprint=record.fingerprint_sha256,
+            not_after=record.not_after,
+            platform=person.platform,
+            username=person.mqtt_username,
+            device=device_name,
+            replaced=len(replaced),
+        )
+
+    async def _issuable_person(self, telegram_id: int, device: str) -> Person:
+        person = await self.repo.get_person(telegram_id)
+        if person is None or person.status == PersonStatus.DENIED:
+            raise UserError("You don't have access yet. Send /request to ask an admin.")
+        if person.status == PersonStatus.PENDING:
+            raise UserError("Your request is still waiting for an admin. I'll tell you when.")
+        if person.status == PersonStatus.REVOKED:
+            raise UserError("Your access was revoked. Send /request to ask again.")
+        if person.mqtt_username is None or person.mqtt_username in self.policy.reserved_usernames:
+            raise UserError("Your account has no usable MQTT username; ask an admin.")
+        if person.platform is None:
+            raise PlatformNeeded(device)
+        active = await self.repo.certificates_for(telegram_id, active_only=True)
+        devices = {c.device for c in active}
+        if device not in devices and len(devices) >= self.policy.max_devices:
+            raise UserError(
+                f"You already have certificates for {len(devices)} devices "
+                f"({', '.join(sorted(devices))}), the most allowed. Use one of those names "
+                "to replace its certificate, or ask an admin to revoke one."
+            )
+        last = await self.repo.last_issued_at(telegram_id)
+        if last is not None:
+            wait = last + self.policy.issue_cooldown - self._clock()
+            if wait > timedelta(0):
+                raise UserError(
+                    f"You just got a certificate. Please wait {int(wait.total_seconds()) + 1} "
+                    "seconds before asking for another."
+                )
+        return person
+
+    async def revoke_undelivered(self, serial: str) -> CrlReport:
+        """A bundle that did not reach the person must not stay valid."""
+        await self.repo.revoke_certificate(serial, by=None, reason="undelivered")
+        return await self.refresh_crl()
+
+    async def find_person(self, target: str) -> Person:
+        """Resolve ``<mqtt_username|telegram_id>`` as admins type it."""
+        text = target.strip()
+        person: Person | None = None
+        if text.isdigit() and len(text) <= 20:
+            person = await self.repo.get_person(int(text))
+        if person is None:
+            try:
+                person = await self.repo.get_person_by_username(validate_username(text))
+            except ValueError:
+                person = None
+        if person is None:
+            raise UserError(f"Nobody with Telegram id or MQTT username '{text[:64]}' is known.")
+        return person
+
+    async def revoke(self, actor_id: int | None, target: str, reason: str | None) -> Revocation:
+        self._require_admin(actor_id)
+        person = await self.find_person(target)
+        person, certs = await self.repo.revoke_person(
+            person.telegram_id, by=actor_id, reason=_clip(reason)
+        )
+        report = await self.refresh_crl(kick_username=person.mqtt_username)
+        return Revocation(person, certs, report)
+
+    async def refresh_crl(self, *, kick_username: str | None = None) -> CrlReport:
+        """Rewrite the CRL from the database, then reload the broker, then kick.
+
+        The order matters: a kicked client reconnects at once, so the broker must already
+        have the new CRL.
+        """
+        async with self._crl_lock:
+            now = self._clock()
+            revoked = await self.repo.crl_entries(now)
+            entries = [
+                RevokedEntry(
+                    serial=int(c.serial, 16),
+                    revoked_at=c.revoked_at or now,
+                    reason=_CRL_REASONS.get(c.revocation_reason or ""),
+                )
+                for c in revoked
+            ]
+            number = await self.repo.next_crl_number()
+            try:
+                crl = await asyncio.to_thread(
+                    build_crl,
+                    self.ca,
+                    entries,
+                    crl_number=number,
+                    validity=self.policy.crl_validity,
+                    now=now,
+                )
+                await asyncio.to_thread(write_crl, self.policy.crl_path, crl, self.ca.certificate)
+            except Exception as exc:
+                log.exception("CRL write failed")
+                return CrlReport(False, len(entries), error=f"CRL not written: {exc}")
+        reload = await self._reload(self.policy.reload_command)
+        kick = None
+        if kick_username and self.policy.broker_admin is not None:
+            kick = await kick_sessions(self.policy.broker_admin, kick_username)
+        return CrlReport(True, len(entries), reload=reload, kick=kick)
+
+    # --- pins -------------------------------------------------------------------------
+    async def current_pin(self) -> PinBundle:
+        pin = await self.repo.current_pin()
+        cert = load_certificate(pin.der) if pin is not None else self.ca.certificate
+        return _pin_bundle(cert)
+
+    async def set_pin(self, actor_id: int | None, data: bytes) -> PinBundle:
+        self._require_admin(actor_id)
+        cert = load_certificate(data, require_ca=True, now=self._clock())
+        bundle = _pin_bundle(cert)
+        await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id)
+        return bundle
+
+    async def pin_recipients(self, actor_id: int | None) -> list[Person]:
+        self._require_admin(actor_id)
+        return await self.repo.list_people(PersonStatus.APPROVED)
+
+    # --- admin views ------------------------------------------------------------------
+    async def pending(self, actor_id: int | None) -> list[Person]:
+        self._require_admin(actor_id)
+        return await self.repo.list_people(PersonStatus.PENDING)
+
+    async def people_with_certificates(
+        self, actor_id: int | None
+    ) -> list[tuple[Person, list[Certificate]]]:
+        self._require_admin(actor_id)
+        people = await self.repo.list_people()
+        return [
+            (p, await self.repo.certificates_for(p.telegram_id, active_only=True)) for p in people
+        ]
+
+
+def _pin_bundle(cert: x509.Certificate) -> PinBundle:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return PinBundle(
+        pem=cert.public_bytes(Encoding.PEM),
+        der=pin_der(cert),
+        fingerprint=fingerprint_sha256(cert),
+        subject=cert.subject.rfc4514_string(),
+    )

@@ -1,0 +1,98 @@
+"""Turning settings into live objects: data dir, CA, database, service. Shared by the bot
+and the CLI so both see the same files the same way."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from bot.broker import BrokerAdmin, ensure_admin_identity
+from bot.config import ConfigError, Settings
+from bot.keypool import KeyPool
+from bot.service import Policy, Service
+from pki.authority import CAError, CertificateAuthority
+from storage import Database, Repository
+
+log = logging.getLogger(__name__)
+
+
+def ensure_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create OTCERT_DATA_DIR {path}: {exc.strerror}.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"OTCERT_DATA_DIR {path} is not writable by this user.")
+
+
+def load_ca(settings: Settings, *, create: bool = False) -> CertificateAuthority:
+    """Load the CA; with ``create``, make one first when there is none."""
+    cert_path, key_path = settings.ca_cert_path, settings.ca_key_path
+    passphrase = settings.ca_passphrase()
+    if not cert_path.exists() and not key_path.exists():
+        if not create:
+            raise ConfigError(f"No CA in {settings.data_dir}: run `otcert init` first.")
+        ca = CertificateAuthority.create()
+        ca.save(cert_path, key_path, passphrase)
+        log.info("created a new CA in %s", settings.data_dir)
+        return ca
+    if not cert_path.exists() or not key_path.exists():
+        missing = cert_path if not cert_path.exists() else key_path
+        raise ConfigError(f"The CA is incomplete: {missing} is missing.")
+    try:
+        return CertificateAuthority.load(cert_path, key_path, passphrase)
+    except CAError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
+    broker_admin = None
+    if settings.broker_kick == "dynsec":
+        host = settings.admin_host
+        if host is None:
+            raise ConfigError(
+                "OTCERT_BROKER_KICK=dynsec needs OTCERT_BROKER_ADMIN_HOST or OTCERT_MQTT_HOST."
+            )
+        cert_path, key_path = ensure_admin_identity(ca, settings.data_dir, settings.broker_admin_cn)
+        broker_admin = BrokerAdmin(
+            host=host,
+            port=settings.admin_port,
+            cert_path=cert_path,
+            key_path=key_path,
+            ca_file=settings.broker_ca_file,
+            bot_ca_file=settings.ca_cert_path,
+        )
+    return Policy(
+        admin_ids=settings.admin_ids,
+        cert_days=settings.cert_days,
+        pkcs12_profile=settings.pkcs12_profile,
+        max_devices=settings.max_devices,
+        issue_cooldown=timedelta(seconds=settings.issue_cooldown_seconds),
+        crl_path=settings.effective_crl_path,
+        crl_validity=timedelta(days=settings.crl_days),
+        reload_command=settings.broker_reload_command,
+        reserved_usernames=frozenset({settings.broker_admin_cn}),
+        broker_admin=broker_admin,
+    )
+
+
+@asynccontextmanager
+async def open_service(
+    settings: Settings, *, create_ca: bool = False, key_pool: bool = False
+) -> AsyncIterator[Service]:
+    """A ready service over the configured files; closes the database on exit."""
+    ensure_data_dir(settings.data_dir)
+    ca = load_ca(settings, create=create_ca)
+    policy = build_policy(settings, ca)
+    db = await Database.open(settings.database_path)
+    keys = KeyPool(settings.key_type, settings.key_pool_size if key_pool else 0)
+    try:
+        keys.start()
+        yield Service(Repository(db), ca, policy, keys)
+    finally:
+        await keys.stop()
+        await db.close()

@@ -1,0 +1,119 @@
+"""Run the real bot (`otcert run`) in a subprocess against the fake Bot API.
+
+Why a subprocess: it exercises the console script, settings from the environment, signal
+handling and restarts exactly as an operator runs the bot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from pki import CertificateAuthority
+from tests.fake_telegram import FakeTelegram
+
+ADMIN_ID = 1000
+
+
+def otcert_command() -> list[str]:
+    script = shutil.which("otcert")
+    return [script] if script else [sys.executable, "-m", "bot.cli"]
+
+
+class BotProcess:
+    def __init__(
+        self,
+        tg: FakeTelegram,
+        workdir: Path,
+        *,
+        ca: CertificateAuthority | None = None,
+        admins: tuple[int, ...] = (ADMIN_ID,),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.tg = tg
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "bot.log"
+        self.admins = admins
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        if ca is not None and not (self.data_dir / "ca.crt").exists():
+            self.data_dir.mkdir(mode=0o700, exist_ok=True)
+            ca.save(self.data_dir / "ca.crt", self.data_dir / "ca.key")
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTCERT_")}
+        env.update(
+            OTCERT_BOT_TOKEN=self.tg.token,
+            OTCERT_ADMIN_IDS=",".join(str(a) for a in self.admins),
+            OTCERT_DATA_DIR=str(self.data_dir),
+            OTCERT_TELEGRAM_API_URL=self.tg.base_url,
+            OTCERT_TELEGRAM_FILE_URL=self.tg.base_file_url,
+            OTCERT_ISSUE_COOLDOWN_SECONDS="0",
+            OTCERT_LOG_LEVEL="DEBUG",
+            OTCERT_MQTT_HOST="mqtt.example.org",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, *, wait: bool = True) -> BotProcess:
+        polls_before = len(self.tg.calls_to("getUpdates"))
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*otcert_command(), "run"],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            try:
+                self.tg.wait_for_call(
+                    "getUpdates",
+                    lambda c: len(self.tg.calls_to("getUpdates")) > polls_before,
+                    timeout=30,
+                )
+            except AssertionError:
+                self.stop()
+                raise AssertionError("the bot did not start polling:\n" + self.log_text) from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Stop the bot; returns its exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as in a crash."""
+        self.stop(signal.SIGKILL)
+
+    @property
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> BotProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
