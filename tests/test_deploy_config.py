@@ -21,9 +21,10 @@ from tests.mosquitto import Broker, ClientFiles, MqttSession, connect_ok, write_
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 CONF = DEPLOY / "mosquitto.conf"
+CONFS = [CONF, DEPLOY / "mosquitto-docker.conf"]
 DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 # Directives whose value is a path or port on the operator's host, substituted below.
-SUBSTITUTED = {"pid_file", "persistence_location", "log_dest", "listener", "cafile", "certfile",
+SUBSTITUTED = {"persistence_location", "log_dest", "listener", "cafile", "certfile",
                "keyfile", "crlfile", "acl_file"}
 
 
@@ -35,9 +36,11 @@ def deploy_acl_lines() -> list[str]:
 class DeployBroker(Broker):
     """The harness broker, but running deploy/mosquitto.conf (optionally with dynsec enabled)."""
 
-    def __init__(self, ca: CertificateAuthority, workdir: Path, dynsec_json: Path | None = None):
+    def __init__(self, ca: CertificateAuthority, workdir: Path, dynsec_json: Path | None = None,
+                 conf: Path = CONF):
         super().__init__(ca, workdir, acl_lines=deploy_acl_lines())
         self.dynsec_json = dynsec_json
+        self.conf = conf
 
     def config_text(self) -> str:
         local = {
@@ -54,7 +57,7 @@ class DeployBroker(Broker):
             local["plugin_opt_config_file"] = str(self.dynsec_json)
         seen: set[str] = set()
         lines = ["user root"]
-        for raw in CONF.read_text().splitlines():
+        for raw in self.conf.read_text().splitlines():
             line = raw
             if self.dynsec_json is not None and re.match(r"#(plugin|plugin_opt_config_file) ", raw):
                 line = raw[1:]  # what the operator does to enable the kick
@@ -73,9 +76,11 @@ class DeployBroker(Broker):
         return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def deploy_broker(ca: CertificateAuthority, tmp_path: Path) -> Iterator[DeployBroker]:
-    with DeployBroker(ca, tmp_path / "broker") as broker:
+@pytest.fixture(params=CONFS, ids=lambda path: path.name)
+def deploy_broker(
+    request: pytest.FixtureRequest, ca: CertificateAuthority, tmp_path: Path
+) -> Iterator[DeployBroker]:
+    with DeployBroker(ca, tmp_path / "broker", conf=request.param) as broker:
         yield broker
 
 
@@ -85,15 +90,16 @@ def client(ca: CertificateAuthority, tmp_path: Path, name: str) -> ClientFiles:
                               ca.certificate)
 
 
-def test_shipped_config_keeps_the_security_settings() -> None:
-    directives = {line.split()[0]: line.split(None, 1)[1] for line in CONF.read_text().splitlines()
+@pytest.mark.parametrize("conf", CONFS, ids=lambda path: path.name)
+def test_shipped_config_keeps_the_security_settings(conf: Path) -> None:
+    directives = {line.split()[0]: line.split(None, 1)[1] for line in conf.read_text().splitlines()
                   if line.strip() and not line.startswith("#")}
     assert directives["require_certificate"] == "true"
     assert directives["use_identity_as_username"] == "true"
     assert directives["tls_version"] == "tlsv1.2"
     assert directives["listener"] == "8883"
     assert "plugin" not in directives, "the dynsec plugin must stay optional (commented)"
-    lines = CONF.read_text().splitlines()
+    lines = conf.read_text().splitlines()
     for number, line in enumerate(lines):
         if line.strip() and not line.startswith("#"):
             assert lines[number - 1].startswith("#"), f"line {number + 1} has no comment: {line}"
