@@ -125,6 +125,7 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._closed = False
         self.path = path
 
     @classmethod
@@ -158,8 +159,11 @@ class Database:
         return db
 
     async def close(self) -> None:
+        """Close the connection (waiting for a running transaction); closing twice is fine."""
         async with self._lock:
-            await self._conn.close()
+            if not self._closed:
+                self._closed = True
+                await self._conn.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -198,17 +202,23 @@ class Database:
         person still pending?") cannot race another connection; others wait ``busy_timeout``.
         """
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
                 await self._conn.execute("COMMIT")
             except BaseException:
-                if self._conn.in_transaction:
-                    try:
-                        await self._conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        log.exception("ROLLBACK failed on %s", self.path)
+                await self._rollback()
                 raise
+
+    async def _rollback(self) -> None:
+        """Roll back whatever is open. Always queued, never skipped on ``in_transaction``: a
+        task cancelled while BEGIN waited for the lock leaves that BEGIN still queued on the
+        connection's thread, and this ROLLBACK runs after it."""
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction is active" not in str(exc):
+                log.exception("ROLLBACK failed on %s", self.path)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:

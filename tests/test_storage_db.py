@@ -306,3 +306,25 @@ async def test_the_secret_scan_can_see_into_the_wal(tmp_path: Path) -> None:
         await Repository(db).request_access(1, marker.decode(), None)
         assert secret_hits([path, Path(f"{path}-wal")], [marker]) != []
     assert secret_hits([path], [marker]) != []
+
+
+async def test_cancelled_while_waiting_for_the_write_lock_leaves_no_open_transaction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bot.db"
+    async with await Database.open(path) as db:
+        repo = Repository(db)
+        await repo.request_access(1, "A", None)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        task = asyncio.create_task(repo.approve(1, "alice", by=ADMIN))
+        await asyncio.sleep(0.2)
+        assert not task.done()  # waiting in busy_timeout
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        # The queued BEGIN ran after the lock was freed; it must have been rolled back.
+        assert (await repo.approve(1, "alice", by=ADMIN)).mqtt_username == "alice"
+        await db.close()  # closing twice is harmless
