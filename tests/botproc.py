@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -18,6 +19,7 @@ from pki import CertificateAuthority
 from tests.fake_telegram import FakeTelegram
 
 ADMIN_ID = 1000
+READY_LINE = "Application started"
 
 
 def otcert_command() -> list[str]:
@@ -42,6 +44,7 @@ class BotProcess:
         self.admins = admins
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
         workdir.mkdir(parents=True, exist_ok=True)
         if ca is not None and not (self.data_dir / "ca.crt").exists():
             self.data_dir.mkdir(mode=0o700, exist_ok=True)
@@ -64,7 +67,7 @@ class BotProcess:
         return env
 
     def start(self, *, wait: bool = True) -> BotProcess:
-        polls_before = len(self.tg.calls_to("getUpdates"))
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*otcert_command(), "run"],
@@ -74,16 +77,9 @@ class BotProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        if wait:
-            try:
-                self.tg.wait_for_call(
-                    "getUpdates",
-                    lambda c: len(self.tg.calls_to("getUpdates")) > polls_before,
-                    timeout=30,
-                )
-            except AssertionError:
-                self.stop()
-                raise AssertionError("the bot did not start polling:\n" + self.log_text) from None
+        if wait and not self._wait_for_log(READY_LINE, timeout=30):
+            code = self.stop()
+            raise AssertionError(f"the bot did not start (exit {code}):\n{self.log_text[-3000:]}")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
@@ -100,6 +96,16 @@ class BotProcess:
         code = self.proc.returncode
         self.proc = None
         return code
+
+    def _wait_for_log(self, needle: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_text[self._log_offset:]:
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all, as in a crash."""
