@@ -213,7 +213,8 @@ class Database:
     async def _rollback(self) -> None:
         """Roll back whatever is open. Always queued, never skipped on ``in_transaction``: a
         task cancelled while BEGIN waited for the lock leaves that BEGIN still queued on the
-        connection's thread, and this ROLLBACK runs after it."""
+        connection's thread, and this ROLLBACK runs after it (so the cancelled task finishes
+        only once that BEGIN is resolved, at most ``BUSY_TIMEOUT_MS`` later)."""
         try:
             await self._conn.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
