@@ -72,7 +72,8 @@ def _answer(state: ApiState, call: Call, payload: dict[str, object]) -> web.Resp
     status = call.status or (200 if payload.get("ok") else int(str(payload["error_code"])))
     with state.cond:
         body = json.dumps(payload)
-        state.record(replace(call, status=status))
+        error = None if payload.get("ok") else str(payload.get("description"))
+        state.record(replace(call, status=status, error=error))
     return web.Response(status=status, text=body, content_type="application/json")
 
 

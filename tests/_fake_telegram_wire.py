@@ -73,6 +73,7 @@ class Call:
     time: float
     status: int
     fault: str | None = None  # an injected fault kind, "blocked", or None
+    error: str | None = None  # the error description answered, if any
 
 
 @dataclass(frozen=True)

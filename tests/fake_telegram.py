@@ -260,7 +260,8 @@ class FakeTelegram:
 
     def _describe_calls(self) -> str:
         calls = self.calls[-15:]
-        lines = [f"{c.method} -> {c.status}{f' ({c.fault})' if c.fault else ''}" for c in calls]
+        lines = [f"{c.method} -> {c.status} {c.fault or ''} {c.error or ''}".rstrip()
+                 for c in calls]
         return "last calls: " + (", ".join(lines) or "(none)")
 
     # -- faults ----------------------------------------------------------------------------
