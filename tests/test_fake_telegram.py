@@ -173,6 +173,19 @@ async def test_offset_confirms_updates_and_long_poll_wakes(tg: FakeTelegram) -> 
         assert [u.message.message_id for u in woken if u.message] == [third]
 
 
+async def test_raw_updates_and_allowed_updates(tg: FakeTelegram) -> None:
+    hostile = {"message": {"message_id": 1, "date": 0, "chat": {"id": 77, "type": "private"},
+                           "text": "/start", "from": {"id": 77, "is_bot": False,
+                                                       "first_name": "x" * 5000}}}
+    async with direct_bot(tg) as bot:
+        first = tg.send_raw_update(hostile)
+        second = tg.send_raw_update({"edited_message": hostile["message"]})
+        only_messages = await bot.get_updates(timeout=0, allowed_updates=["message"])
+        assert [u.update_id for u in only_messages] == [first]
+        everything = await bot.get_updates(timeout=0, allowed_updates=[])
+        assert [u.update_id for u in everything] == [first, second]
+
+
 async def test_no_update_is_handled_twice(tg: FakeTelegram) -> None:
     erin = tg.user(1006, "Erin")
     async with running_app(tg, MessageHandler(filters.TEXT, echo)):
