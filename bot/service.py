@@ -31,6 +31,7 @@ from pki.bundle import (
 from pki.crl import RevokedEntry, build_crl, write_crl
 from pki.names import validate_device, validate_username
 from storage import (
+    AuditEntry,
     Certificate,
     CertStatus,
     Person,
@@ -376,6 +377,18 @@ class Service:
         return [
             (p, await self.repo.certificates_for(p.telegram_id, active_only=True)) for p in people
         ]
+
+    async def audit(
+        self,
+        actor_id: int | None,
+        *,
+        subject_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
+        """The audit log, newest first (for `otcert audit`); admins and the operator only."""
+        self._require_admin(actor_id)
+        return await self.repo.audit_log(subject_id=subject_id, since=since, limit=limit)
 
 
 def _pin_bundle(cert: x509.Certificate) -> PinBundle:
