@@ -7,6 +7,7 @@ handling and restarts exactly as an operator runs the bot.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pki import CertificateAuthority
-from tests.fake_telegram import FakeTelegram
+from tests.fake_telegram import FakeTelegram, FakeUser, SentMessage
 
 ADMIN_ID = 1000
 READY_LINE = "Application started"
@@ -123,3 +124,54 @@ class BotProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# ---- conversation helpers -------------------------------------------------------------
+
+PASSPHRASE_RE = re.compile(r"[a-z2-9]{4}(?:-[a-z2-9]{4}){3,}")
+
+
+def texts_to(tg: FakeTelegram, chat_id: int) -> list[str]:
+    return [m.text or m.caption or "" for m in tg.sent_messages(chat_id)]
+
+
+def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 15.0) -> SentMessage:
+    return tg.wait_for(
+        lambda m: needle in (m.text or m.caption or "") or any(needle in e for e in m.edits),
+        timeout,
+        chat_id=chat_id,
+    )
+
+
+def approve(tg: FakeTelegram, person: FakeUser, username: str) -> None:
+    admin = tg.user(ADMIN_ID, "Admin")
+    tg.send_text(admin, f"/approve {person.id} {username}")
+    wait_text(tg, ADMIN_ID, f"as <code>{username}</code>")
+    wait_text(tg, person.id, "approved")
+
+
+def get_certificate(
+    tg: FakeTelegram, person: FakeUser, platform: str = "ios", device: str = ""
+) -> tuple[SentMessage, str]:
+    """Run /getcert (answering the phone question) and return (file message, passphrase)."""
+    before = len(tg.sent_messages(person.id))
+    tg.send_text(person, f"/getcert {device}".strip())
+    first = tg.wait_for(
+        lambda m: m.filename is not None or "Which phone" in (m.text or ""),
+        chat_id=person.id,
+        timeout=20,
+    )
+    if first.filename is None:
+        tg.press_button(person, first.message_id, f"plat:{platform}:{device or 'phone'}")
+    file_msg = tg.wait_for(
+        lambda m: m.filename is not None and m.filename.endswith((".otrp", ".p12")),
+        chat_id=person.id,
+        timeout=20,
+    )
+    secret = tg.wait_for(lambda m: "Passphrase for" in (m.text or ""), chat_id=person.id)
+    assert len(tg.sent_messages(person.id)) > before
+    match = PASSPHRASE_RE.search(secret.text or "")
+    assert match, secret.text
+    return file_msg, match.group()
+
+

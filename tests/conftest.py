@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from pki import CertificateAuthority
-from tests.mosquitto import Broker
+from tests.dynsec import Phone
+from tests.fake_telegram import FakeTelegram
+from tests.mosquitto import Broker, ClientFiles
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,24 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     yield start
     for broker in started:
         broker.stop()
+
+
+@pytest.fixture
+def phones() -> Iterator[Callable[[Broker, ClientFiles], Phone]]:
+    """Open auto-reconnecting phone-like MQTT sessions; all closed after the test."""
+    opened: list[Phone] = []
+
+    def open_phone(broker: Broker, files: ClientFiles) -> Phone:
+        opened.append(Phone(broker, files))
+        return opened[-1]
+
+    yield open_phone
+    for phone in opened:
+        phone.close()
+
+
+@pytest.fixture
+def tg() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API server for this test."""
+    with FakeTelegram() as fake:
+        yield fake

@@ -3,71 +3,16 @@ real Mosquitto reading the bot's CRL."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pki import CertificateAuthority
-from tests.botproc import ADMIN_ID, BotProcess
-from tests.fake_telegram import FakeTelegram, FakeUser, SentMessage
+from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_text
+from tests.fake_telegram import FakeTelegram
 from tests.mosquitto import Broker, connect_ok, write_client_files
 from tests.openssl import pkcs12_info
-
-PASSPHRASE_RE = re.compile(r"[a-z2-9]{4}(?:-[a-z2-9]{4}){3,}")
-
-
-@pytest.fixture
-def tg() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-def texts_to(tg: FakeTelegram, chat_id: int) -> list[str]:
-    return [m.text or m.caption or "" for m in tg.sent_messages(chat_id)]
-
-
-def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 15.0) -> SentMessage:
-    return tg.wait_for(
-        lambda m: needle in (m.text or m.caption or "") or any(needle in e for e in m.edits),
-        timeout,
-        chat_id=chat_id,
-    )
-
-
-def approve(tg: FakeTelegram, person: FakeUser, username: str) -> None:
-    admin = tg.user(ADMIN_ID, "Admin")
-    tg.send_text(admin, f"/approve {person.id} {username}")
-    wait_text(tg, ADMIN_ID, f"as <code>{username}</code>")
-    wait_text(tg, person.id, "approved")
-
-
-def get_certificate(
-    tg: FakeTelegram, person: FakeUser, platform: str = "ios", device: str = ""
-) -> tuple[SentMessage, str]:
-    """Run /getcert (answering the phone question) and return (file message, passphrase)."""
-    before = len(tg.sent_messages(person.id))
-    tg.send_text(person, f"/getcert {device}".strip())
-    first = tg.wait_for(
-        lambda m: m.filename is not None or "Which phone" in (m.text or ""),
-        chat_id=person.id,
-        timeout=20,
-    )
-    if first.filename is None:
-        tg.press_button(person, first.message_id, f"plat:{platform}:{device or 'phone'}")
-    file_msg = tg.wait_for(
-        lambda m: m.filename is not None and m.filename.endswith((".otrp", ".p12")),
-        chat_id=person.id,
-        timeout=20,
-    )
-    secret = tg.wait_for(lambda m: "Passphrase for" in (m.text or ""), chat_id=person.id)
-    assert len(tg.sent_messages(person.id)) > before
-    match = PASSPHRASE_RE.search(secret.text or "")
-    assert match, secret.text
-    return file_msg, match.group()
 
 
 def test_full_flow_request_approve_getcert_revoke(
@@ -120,8 +65,11 @@ def test_full_flow_request_approve_getcert_revoke(
         files = write_client_files(tmp_path / "alice", cert, key, ca.certificate)
         assert connect_ok(broker, files)
 
+        offset = broker.log_offset()
         tg.send_text(admin, "/revoke alice_m lost phone")
         reply = wait_text(tg, ADMIN_ID, "Revoked")
+        # SIGHUP is asynchronous: wait until the broker has re-read its files.
+        assert broker.wait_for_log("Reloading config", after=offset)
         assert "1 certificate" in (reply.text or "")
         assert "may stay connected" in (reply.text or "")
         wait_text(tg, alice.id, "revoked")
