@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -21,12 +23,16 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.handlers import admin, people
 from bot.handlers.common import Runtime, claim_update, on_error, throttle_updates
-from bot.handlers.delivery import delete_due_messages
+from bot.handlers.delivery import delete_due_messages, with_retry
+from bot.service import CrlReport, Service
 from bot.wiring import open_service
 
 log = logging.getLogger(__name__)
 
-CRL_REFRESH_SECONDS = 6 * 3600
+CRL_PROBLEM = (
+    "⚠️ The {when} CRL refresh failed: {detail}\n"
+    "Mosquitto refuses every client once the CRL passes its nextUpdate; please fix this."
+)
 PUBLIC_COMMANDS = [
     BotCommand("start", "what this bot does and where you stand"),
     BotCommand("request", "ask for access"),
@@ -50,8 +56,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             secret_ttl=settings.secret_ttl_seconds,
         )
         report = await service.refresh_crl()
-        if not report.written or (report.reload is not None and not report.reload.ok):
-            log.warning("start-up CRL: written=%s reload=%s", report.written, report.reload)
+        await tell_admins_if_crl_failed(app, service, report, "start-up")
         me = app.bot
         log.info(
             "started as @%s; admins %s; data dir %s; CA %s; CRL %s; broker %s:%s",
@@ -64,8 +69,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         assert jobs is not None
         sweep = max(1, min(30, settings.secret_ttl_seconds // 4))
         jobs.run_repeating(delete_due_messages, interval=sweep, first=0, name="delete-secrets")
-        jobs.run_repeating(refresh_crl_job, interval=CRL_REFRESH_SECONDS, first=CRL_REFRESH_SECONDS,
-                           name="refresh-crl")
+        every = settings.crl_refresh_seconds
+        jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
@@ -76,6 +81,10 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
         .concurrent_updates(True)
+        .connect_timeout(settings.telegram_timeout_seconds)
+        .read_timeout(settings.telegram_timeout_seconds)
+        .write_timeout(settings.telegram_timeout_seconds)
+        .media_write_timeout(4 * settings.telegram_timeout_seconds)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
@@ -120,5 +129,24 @@ async def refresh_crl_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["runtime"]
     assert isinstance(rt, Runtime)
     report = await rt.service.refresh_crl()
+    await tell_admins_if_crl_failed(context.application, rt.service, report, "scheduled")
+
+
+async def tell_admins_if_crl_failed(
+    app: Application[Any, Any, Any, Any, Any, Any], service: Service, report: CrlReport, when: str
+) -> None:
+    """A log line nobody reads does not stop the CRL from expiring: tell every admin."""
+    if report.written and (report.reload is None or report.reload.ok):
+        return
     if not report.written:
-        log.error("scheduled CRL refresh failed: %s", report.error)
+        detail = report.error or "the CRL was not written"
+    else:
+        assert report.reload is not None
+        detail = f"the CRL was written but the broker reload failed: {report.reload.detail}"
+    log.error("%s CRL refresh failed: %s", when, detail)
+    text = CRL_PROBLEM.format(when=when, detail=html.escape(detail[:500]))
+    for admin_id in sorted(service.policy.admin_ids):
+        try:
+            await with_retry(lambda a=admin_id: app.bot.send_message(a, text), "CRL alert")  # type: ignore[misc]
+        except TelegramError as exc:
+            log.warning("could not alert admin %s about the CRL: %s", admin_id, type(exc).__name__)

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     crl_days: int = Field(default=30, ge=2, le=365)
     key_pool_size: int = Field(default=4, ge=0, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Rewrite the CRL this often; well inside crl_days, so a missed run or two is harmless.
+    crl_refresh_seconds: int = Field(default=6 * 3600, ge=5, le=7 * 86400)
+    # Connect/read/write timeout of each Bot API call (uploads get four times as long).
+    telegram_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -73,6 +77,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _crl_refreshed_before_it_expires(self) -> Settings:
+        if self.crl_refresh_seconds * 2 > self.crl_days * 86400:
+            raise ValueError(
+                "OTCERT_CRL_REFRESH_SECONDS must be at most half of OTCERT_CRL_DAYS, so the "
+                "CRL is rewritten long before its nextUpdate"
+            )
+        return self
 
     @model_validator(mode="after")
     def _admin_cn_is_a_name(self) -> Settings:

@@ -27,6 +27,7 @@ MAX_ATTEMPTS = 4
 RETRY_AFTER_CAP = 30.0
 CA_FILENAME = "ca.crt"
 PIN_FILENAME = "ca.otre"
+ALREADY_PREPARING = "I'm already preparing your certificate; it will arrive in a moment."
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], what: str) -> T:
@@ -65,8 +66,23 @@ def platform_keyboard(device: str) -> InlineKeyboardMarkup:
 async def issue_and_deliver(
     context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None
 ) -> None:
+    """One at a time per person, from signing to the passphrase: a double-tapped /getcert or
+    phone button must not issue a second certificate while the first is still on its way."""
     rt = runtime(context)
     bot = context.bot
+    if telegram_id in rt.delivering:
+        await with_retry(lambda: bot.send_message(chat_id, ALREADY_PREPARING), "busy notice")
+        return
+    rt.delivering.add(telegram_id)
+    try:
+        await _issue_and_deliver(bot, rt, telegram_id, chat_id, device)
+    finally:
+        rt.delivering.discard(telegram_id)
+
+
+async def _issue_and_deliver(
+    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
+) -> None:
     try:
         bundle = await rt.service.issue(telegram_id, device)
     except PlatformNeeded as exc:
