@@ -1,0 +1,185 @@
+"""`otcert backup` / `otcert restore`: the database and the CA in one archive.
+
+Why one archive: a database without the CA that signed its certificates (or a CA without the
+database that knows what it revoked) restores a broken deployment. The database is copied with
+SQLite's online backup (a consistent snapshot while the bot keeps writing); a manifest with
+SHA-256 sums lets `restore` refuse a damaged or foreign archive before touching anything.
+Archives are read member by member into memory, never extracted, so hostile paths do nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings
+from pki.authority import CAError, CertificateAuthority
+from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
+from storage import Database, StorageError, restore_database
+
+FORMAT = "owntracks-cert-bot-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DB_MEMBER, CERT_MEMBER, KEY_MEMBER = "otcert.sqlite3", "ca.crt", "ca.key"
+MEMBERS = (DB_MEMBER, CERT_MEMBER, KEY_MEMBER)
+MAX_MEMBER_BYTES = 2 * 1024**3  # refuse absurd sizes before reading them into memory
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    path: Path
+    ca_fingerprint: str
+    schema_version: int
+    key_encrypted: bool
+    created_at: str
+
+
+async def create_backup(settings: Settings, dest: Path) -> BackupSummary:
+    """Write ``dest`` (0600, atomically): manifest, database snapshot, CA certificate and key."""
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        raise ConfigError(f"The folder {dest.parent} does not exist.")
+    for path, what in ((settings.database_path, "database"), (settings.ca_cert_path, "CA"),
+                       (settings.ca_key_path, "CA key")):
+        if not path.is_file():
+            raise ConfigError(f"No {what} at {path}: nothing to back up (run `otcert init`?).")
+    try:
+        cert_pem = settings.ca_cert_path.read_bytes()
+        key_pem = settings.ca_key_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the CA files: {exc.strerror} ({exc.filename}).") from None
+    with tempfile.TemporaryDirectory(prefix=".otcert-backup-", dir=dest.parent) as tmp:
+        snapshot = Path(tmp) / DB_MEMBER
+        db = await Database.open(settings.database_path)
+        try:
+            await db.backup(snapshot)
+            version = await db.schema_version()
+        finally:
+            await db.close()
+        contents = {DB_MEMBER: snapshot.read_bytes(), CERT_MEMBER: cert_pem, KEY_MEMBER: key_pem}
+    fingerprint = _fingerprint(cert_pem)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "schema_version": version,
+        "ca_fingerprint_sha256": fingerprint,
+        "ca_key_encrypted": b"ENCRYPTED" in key_pem,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
+    }
+    archive = _pack({MANIFEST: json.dumps(manifest, indent=2).encode(), **contents})
+    # write_private_file: a temp file created 0600, fsynced, renamed over dest.
+    write_private_file(dest, archive)
+    return BackupSummary(dest, fingerprint, version, manifest["ca_key_encrypted"],
+                         manifest["created_at"])
+
+
+def _pack(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    now = int(datetime.now(UTC).timestamp())
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), now
+            info.mode = PRIVATE_MODE if name in (KEY_MEMBER, DB_MEMBER) else PUBLIC_MODE
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _fingerprint(cert_pem: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise ConfigError("The CA certificate is not a readable PEM certificate.") from None
+    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An archive whose manifest, sums and CA pair all check out."""
+
+    manifest: dict[str, Any]
+    files: dict[str, bytes]
+    ca: CertificateAuthority
+
+
+def read_backup(path: Path, passphrase: bytes | None) -> Verified:
+    """Read and verify an archive completely (no file is written)."""
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            files = {MANIFEST: b"", **{m: b"" for m in MEMBERS}}
+            for member in tar.getmembers():
+                if member.name not in files or not member.isfile():
+                    raise ConfigError(
+                        f"{path} is not an otcert backup: unexpected {member.name!r}."
+                    )
+                if member.size > MAX_MEMBER_BYTES:
+                    raise ConfigError(f"{path}: {member.name} is implausibly large.")
+                handle = tar.extractfile(member)
+                assert handle is not None  # isfile() was checked
+                files[member.name] = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"The backup {path} does not exist.") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path} is not a readable otcert backup ({exc}).") from None
+    try:
+        manifest = json.loads(files.pop(MANIFEST))
+        if manifest["format"] != FORMAT or not isinstance(manifest["files"], dict):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path} is not an otcert backup (no valid manifest).") from None
+    if manifest["version"] != FORMAT_VERSION:
+        raise ConfigError(f"{path} has backup format {manifest['version']}; this otcert "
+                          f"reads format {FORMAT_VERSION}.")
+    for name in MEMBERS:
+        if hashlib.sha256(files[name]).hexdigest() != manifest["files"].get(name):
+            raise ConfigError(f"{path} is damaged: {name} does not match its checksum.")
+    try:
+        ca = CertificateAuthority.from_pem(files[CERT_MEMBER], files[KEY_MEMBER], passphrase)
+    except CAError as exc:
+        raise ConfigError(f"The CA in {path} cannot be used: {exc}") from None
+    return Verified(manifest, files, ca)
+
+
+async def restore_backup(settings: Settings, path: Path, *, force: bool) -> Verified:
+    """Verify ``path``, then put its database and CA into the data dir (refusing to overwrite
+    existing files without ``force``). Stop the bot first."""
+    passphrase = settings.ca_passphrase()
+    verified = read_backup(Path(path), passphrase)
+    existing = [p for p in (settings.database_path, settings.ca_cert_path, settings.ca_key_path)
+                if p.exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{', '.join(str(p) for p in existing)} already exist: restoring would replace them. "
+            "Stop the bot and run again with --force."
+        )
+    data_dir = settings.data_dir
+    staged = data_dir / f".restore-{secrets.token_hex(6)}.sqlite3"
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(verified.files[DB_MEMBER])
+        # restore_database checks integrity and schema before replacing anything.
+        await restore_database(staged, settings.database_path)
+    except StorageError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        staged.unlink(missing_ok=True)
+    if passphrase is not None:
+        verified.ca.save(settings.ca_cert_path, settings.ca_key_path, passphrase)
+    else:
+        write_private_file(settings.ca_key_path, verified.files[KEY_MEMBER])
+        write_public_file(settings.ca_cert_path, verified.files[CERT_MEMBER])
+    return verified
