@@ -114,6 +114,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))
     app.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.Document.ALL, admin.document_received)
+    )
+    app.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, people.help_command)
     )
     app.add_error_handler(on_error)

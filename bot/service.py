@@ -360,9 +360,15 @@ class Service:
         await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id)
         return bundle
 
-    async def pin_recipients(self, actor_id: int | None) -> list[Person]:
+    async def pin_recipients(self, actor_id: int | None, pin: PinBundle) -> list[Person]:
+        """Everyone who must receive ``pin`` now; the re-pin itself is audited here."""
         self._require_admin(actor_id)
-        return await self.repo.list_people(PersonStatus.APPROVED)
+        people = await self.repo.list_people(PersonStatus.APPROVED)
+        await self.repo.add_audit(
+            actor_id=actor_id, action="repin", subject_id=None,
+            details={"fingerprint": pin.fingerprint, "recipients": len(people)},
+        )
+        return people
 
     # --- admin views ------------------------------------------------------------------
     async def pending(self, actor_id: int | None) -> list[Person]:

@@ -144,6 +144,7 @@ REPIN_SUMMARY = (
     "Re-pin done: {ok} reached, {blocked} blocked the bot{blocked_list}, {failed} failed."
 )
 REPIN_NEW_PIN = "Pinned certificate set: {subject}\nSHA-256 {fingerprint}"
+PIN_HINT = "To make this certificate the pin, reply to the file with /repin."
 REPIN_TO_PERSON = "The broker's certificate changed. Install this one (same steps as before)."
 
 NONE_PENDING = "Nobody is waiting."
@@ -154,6 +155,7 @@ USAGE_REVOKE = "Usage: <code>/revoke &lt;mqtt_username|telegram_id&gt; [reason]<
 USAGE_GETCERT = "Usage: <code>/getcert [device]</code>, e.g. <code>/getcert ipad</code>"
 BAD_TELEGRAM_ID = "'{value}' is not a Telegram user id (a positive number)."
 BUTTON_STALE = "That button is no longer valid."
+REQUEST_DECIDED = "This request was already handled (now: {status}). Use a command to change it."
 
 
 def status_line(person: Person | None) -> str:

@@ -153,25 +153,35 @@ def approve(tg: FakeTelegram, person: FakeUser, username: str) -> None:
 def get_certificate(
     tg: FakeTelegram, person: FakeUser, platform: str = "ios", device: str = ""
 ) -> tuple[SentMessage, str]:
-    """Run /getcert (answering the phone question) and return (file message, passphrase)."""
-    before = len(tg.sent_messages(person.id))
+    """Run /getcert (answering the phone question) to the end of the delivery; return
+    (file message, passphrase)."""
+    sent = tg.sent_messages(person.id)
+    last = sent[-1].message_id if sent else 0
     tg.send_text(person, f"/getcert {device}".strip())
     first = tg.wait_for(
-        lambda m: m.filename is not None or "Which phone" in (m.text or ""),
+        lambda m: m.message_id > last
+        and (m.filename is not None or "Which phone" in m.text),
         chat_id=person.id,
         timeout=20,
     )
     if first.filename is None:
         tg.press_button(person, first.message_id, f"plat:{platform}:{device or 'phone'}")
     file_msg = tg.wait_for(
-        lambda m: m.filename is not None and m.filename.endswith((".otrp", ".p12")),
+        lambda m: m.message_id > last
+        and m.filename is not None
+        and m.filename.endswith((".otrp", ".p12")),
         chat_id=person.id,
         timeout=20,
     )
-    secret = tg.wait_for(lambda m: "Passphrase for" in (m.text or ""), chat_id=person.id)
-    assert len(tg.sent_messages(person.id)) > before
+    secret = tg.wait_for(
+        lambda m: m.message_id > file_msg.message_id and "Passphrase for" in m.text,
+        chat_id=person.id,
+    )
     match = PASSPHRASE_RE.search(secret.text or "")
     assert match, secret.text
+    # The delivery ends with the phone's steps; only then may the person ask again.
+    tg.wait_for(lambda m: m.message_id > secret.message_id and " steps</b>" in m.text,
+                chat_id=person.id)
     return file_msg, match.group()
 
 

@@ -23,7 +23,7 @@ from bot.handlers.common import (
 )
 from bot.handlers.delivery import send_pin, with_retry
 from bot.service import CrlReport, PinBundle
-from storage import Person
+from storage import Person, PersonStatus
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,12 @@ async def request_button(update: Update, context: Context) -> None:
         return
     try:
         tid = parse_telegram_id(parts[2])
+        person = await rt.service.status(tid)
+        if person is None or person.status != PersonStatus.PENDING:
+            # Buttons act on a pending request only; a later decision needs a command.
+            state = person.status.value if person else "unknown"
+            await query.answer(texts.REQUEST_DECIDED.format(status=state), show_alert=True)
+            return
         if parts[1] == "approve":
             await query.answer()
             await _offer_username(context, query.message, tid)
@@ -247,7 +253,7 @@ async def repin(update: Update, context: Context) -> None:
             )
         else:
             pin = await rt.service.current_pin()
-        people = await rt.service.pin_recipients(user.id)
+        people = await rt.service.pin_recipients(user.id, pin)
     except PEOPLE_ERRORS as exc:
         await answer_user_error(update, exc)
         return
@@ -281,6 +287,17 @@ async def _fan_out_pin(
         ),
         "re-pin summary",
     )
+
+
+async def document_received(update: Update, context: Context) -> None:
+    """A file in a private chat: admins are told how to pin it, others get the help."""
+    user = update.effective_user
+    if user is not None and runtime(context).service.is_admin(user.id):
+        await reply(update, texts.PIN_HINT)
+        return
+    from bot.handlers.people import help_command
+
+    await help_command(update, context)
 
 
 async def pending(update: Update, context: Context) -> None:
