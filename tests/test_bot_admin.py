@@ -110,7 +110,8 @@ def test_repin_with_an_uploaded_ca_reaches_everyone_and_counts_blocked(
         approve(tg, iris, "iris")
         tg.block(iris.id)
 
-        upload = tg.send_document(admin, "new-ca.der", other_ca.certificate.public_bytes(Encoding.DER))
+        new_pin = other_ca.certificate.public_bytes(Encoding.DER)
+        upload = tg.send_document(admin, "new-ca.der", new_pin)
         tg.send_text(admin, "/repin", reply_to_message_id=upload)
         wait_text(tg, ADMIN_ID, "Pinned certificate set")
         summary = wait_text(tg, ADMIN_ID, "Re-pin done", timeout=20)
