@@ -264,7 +264,7 @@ class Service:
         if person.platform is None:
             raise PlatformNeeded(device)
         active = await self.repo.certificates_for(telegram_id, active_only=True)
-        devices = {c.device for c in active}
+        devices = {c.device for c in active if c.not_after > self._clock()}
         if device not in devices and len(devices) >= self.policy.max_devices:
             raise UserError(
                 f"You already have certificates for {len(devices)} devices "
@@ -318,6 +318,7 @@ class Service:
         """
         async with self._crl_lock:
             now = self._clock()
+            await self.repo.mark_expired(now)  # keeps views and device limits honest
             revoked = await self.repo.crl_entries(now)
             entries = [
                 RevokedEntry(
