@@ -20,7 +20,7 @@ from bot.handlers.common import (
     runtime,
 )
 from bot.handlers.delivery import issue_and_deliver, with_retry
-from storage import Platform
+from storage import PersonStatus, Platform
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ async def request_access(update: Update, context: Context) -> None:
         await answer_user_error(update, exc)
         return
     if not outcome.notify_admins:
-        approved = outcome.person.mqtt_username is not None and outcome.person.status == "approved"
+        approved = outcome.person.status == PersonStatus.APPROVED
         await reply(update, texts.REQUEST_APPROVED_ALREADY if approved else texts.REQUEST_ALREADY)
         return
     await reply(update, texts.REQUEST_SENT)
