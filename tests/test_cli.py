@@ -48,11 +48,11 @@ def otcert(
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, ca: CertificateAuthority) -> Path:
-    """A data dir holding the session CA (no RSA 4096 generation per test)."""
+def data_dir(tmp_path: Path, other_ca: CertificateAuthority) -> Path:
+    """A data dir holding a session CA; EC, since loading RSA 4096 costs ~0.5 s per process."""
     path = tmp_path / "data"
     path.mkdir(mode=0o700)
-    ca.save(path / "ca.crt", path / "ca.key")
+    other_ca.save(path / "ca.crt", path / "ca.key")
     return path
 
 
@@ -183,7 +183,9 @@ def test_ca_import_refuses_to_replace_a_different_ca_without_force(
     assert (data_dir / "ca.key.old").stat().st_mode & 0o777 == 0o600
 
 
-def test_ca_import_refuses_mismatched_key(tmp_path: Path, other_ca: CertificateAuthority) -> None:
+def test_ca_import_refuses_mismatched_key(
+    tmp_path: Path, other_ca: CertificateAuthority
+) -> None:
     cert_path, _key = make_generate_ca_sh_ca(tmp_path)
     other_ca.save(tmp_path / "other.crt", tmp_path / "other.key")
     result = otcert("ca", "import", "--cert", str(cert_path), "--key",
@@ -192,15 +194,17 @@ def test_ca_import_refuses_mismatched_key(tmp_path: Path, other_ca: CertificateA
     assert not (tmp_path / "data" / "ca.crt").exists()
 
 
-def test_ca_export_pem_and_der(tmp_path: Path, data_dir: Path, ca: CertificateAuthority) -> None:
+def test_ca_export_pem_and_der(
+    tmp_path: Path, data_dir: Path, other_ca: CertificateAuthority
+) -> None:
     env = base_env(data_dir)
     pem = otcert("ca", "export", env=env, cwd=tmp_path)
-    assert pem.stdout.encode() == ca.cert_pem
+    assert pem.stdout.encode() == other_ca.cert_pem
     out = tmp_path / "ca.otre"
     assert otcert("ca", "export", "--der", "--out", str(out), env=env, cwd=tmp_path).returncode == 0
-    assert out.read_bytes() == ca.cert_der
+    assert out.read_bytes() == other_ca.cert_der
     text = openssl("x509", "-in", out, "-inform", "DER", "-noout", "-subject").stdout
-    assert "Test CA" in text
+    assert "Other CA" in text
 
 
 def test_ca_show_without_ca_says_run_init(tmp_path: Path) -> None:
