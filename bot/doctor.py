@@ -196,7 +196,8 @@ def check_crl(settings: Settings, ca: CertificateAuthority | None) -> list[Findi
                                     "and reload the broker."))
     elif left < CRL_MIN_REMAINING or left < (next_update - last_update) / 3:
         findings.append(warn("CRL", f"{path} expires soon ({next_update:%Y-%m-%d %H:%M} UTC): "
-                                    "is the bot running? It refreshes the CRL every 6 hours."))
+                                    f"is the bot running? It rewrites the CRL every "
+                                    f"{settings.crl_refresh_seconds} s."))
     else:
         findings.append(ok("CRL", f"{path} is signed by the CA, lists {entries} revoked "
                                   f"certificate(s), fresh until {next_update:%Y-%m-%d}."))

@@ -253,3 +253,29 @@ def test_broker_admin_cert(tmp_path: Path, data_dir: Path) -> None:
     assert "CN = ops-admin" in subject
     # The same identity the bot uses for kicks (kept in the data dir).
     assert (out / "broker-admin.crt").read_bytes() == (data_dir / "broker-admin.crt").read_bytes()
+
+
+# ---- documentation mirrors the settings -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_setting_is_in_env_example_and_readme_table() -> None:
+    from bot.config import Settings
+
+    env_example = (REPO / ".env.example").read_text()
+    readme = (REPO / "README.md").read_text()
+    table = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `OTCERT_")}
+    names = {f"OTCERT_{field.upper()}" for field in Settings.model_fields}
+    assert table == names
+    documented = {line.lstrip("#").split("=", 1)[0] for line in env_example.splitlines()
+                  if line.lstrip("#").startswith("OTCERT_") and "=" in line}
+    assert documented == names
+
+
+def test_readme_keeps_the_two_setup_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ("sudo apt-get install -y mosquitto mosquitto-clients openssl && "
+            "pip install -e '.[test]'") in readme
+    assert "\npython3 -m pytest\n" in readme and "\npython3 -m pytest\n" in ci
