@@ -147,7 +147,7 @@ def check_ca(settings: Settings) -> tuple[CertificateAuthority | None, list[Find
 
 
 async def check_database(settings: Settings) -> list[Finding]:
-    from storage import Database, StorageError
+    from storage import Database
 
     path = settings.database_path
     if not path.exists():
@@ -159,7 +159,7 @@ async def check_database(settings: Settings) -> list[Finding]:
             version = await db.schema_version()
         finally:
             await db.close()
-    except (StorageError, OSError, Exception) as exc:  # a damaged file raises sqlite3 errors
+    except Exception as exc:  # StorageError, OSError, or sqlite3 errors from a damaged file
         return [fail("database", f"{path} cannot be opened: {exc}.")]
     return [ok("database", f"{path} opens (schema version {version}).")]
 

@@ -16,6 +16,9 @@ from cryptography.hazmat.primitives import hashes
 
 from bot.cli import main
 from pki import CertificateAuthority
+from tests._fake_telegram_api import BOT_USERNAME
+from tests.botproc import ADMIN_ID, BotProcess
+from tests.fake_telegram import FakeTelegram
 from tests.openssl import make_generate_ca_sh_ca, openssl, verify
 
 TOKEN = "123456:TEST-token-never-printed-abcdefghijk"
@@ -137,6 +140,18 @@ def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert out.startswith(f"usage: otcert {' '.join(command)}")
     assert len(out.splitlines()) > 3
+
+
+def test_run_logs_a_startup_summary(
+    tg: FakeTelegram, tmp_path: Path, other_ca: CertificateAuthority
+) -> None:
+    bot = BotProcess(tg, tmp_path / "bot", ca=other_ca)
+    with bot:
+        line = next(line for line in bot.log_text.splitlines() if "started as @" in line)
+    assert f"@{BOT_USERNAME}" in line and f"admins [{ADMIN_ID}]" in line
+    assert str(bot.data_dir) in line and other_ca.fingerprint_sha256 in line
+    assert str(bot.data_dir / "crl.pem") in line and "mqtt.example.org:8883" in line
+    assert tg.token not in bot.log_text
 
 
 # ---- the CA ------------------------------------------------------------------------------------
