@@ -75,7 +75,9 @@ async def run_checks(settings: Settings) -> list[Finding]:
     if settings.mqtt_host is None:
         findings.append(warn("broker", "OTCERT_MQTT_HOST is not set: the broker was not tested "
                                        "and phones get no host in their instructions."))
-    elif ca is not None:
+    elif ca is None:
+        findings.append(warn("broker", "Not tested: the probe needs a usable CA (see above)."))
+    else:
         findings.append(probe_broker(settings, ca))
     if settings.broker_kick == "dynsec" and ca is not None:
         findings.append(await check_kick(settings, ca))
