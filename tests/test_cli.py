@@ -119,7 +119,7 @@ def test_run_refuses_encrypted_key_without_passphrase(tmp_path: Path, data_dir: 
 
 def test_usage_errors_exit_2(tmp_path: Path, data_dir: Path) -> None:
     env = base_env(data_dir)
-    for args in ([], ["frobnicate"], ["audit", "--limit", "0"]):
+    for args in (["frobnicate"], ["audit", "--limit", "0"]):
         result = otcert(*args, env=env, cwd=tmp_path)
         assert result.returncode == 2, args
         assert "usage: otcert" in result.stderr
