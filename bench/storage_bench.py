@@ -56,6 +56,7 @@ def _certificate_rows(count: int, approved: int, now: datetime) -> list[tuple[An
             to_db(issued + timedelta(days=1)) if ended else None,
             "superseded" if ended else None,
         ))
+    rows.sort()  # serial order: primary-key inserts append instead of splitting random pages
     return rows
 
 
@@ -68,6 +69,8 @@ async def _bulk_load(db: Database, people: int, certificates: int) -> tuple[floa
     audit = [(r[5], 1000, "approve", r[0], "{}") for r in person_rows if r[3] == "approved"]
     audit += [(r[7], r[1], "issue", r[1], "{}") for r in cert_rows]
     start = time.perf_counter()
+    async with db.reading() as conn:  # a big page cache for the load only (random-key indexes)
+        await conn.execute("PRAGMA cache_size = -262144")
     async with db.transaction() as conn:
         await conn.executemany(
             """INSERT INTO people (telegram_id, display_name, tg_username, status, mqtt_username,
@@ -80,6 +83,8 @@ async def _bulk_load(db: Database, people: int, certificates: int) -> tuple[floa
         await conn.executemany(
             "INSERT INTO audit_log (at, actor_id, action, subject_id, details) "
             "VALUES (?, ?, ?, ?, ?)", audit)
+    async with db.reading() as conn:
+        await conn.execute("PRAGMA cache_size = -2000")  # SQLite's default, as the bot runs
     return time.perf_counter() - start, [r[0] for r in cert_rows]
 
 
@@ -114,8 +119,8 @@ async def _run(results: Results, people: int, certificates: int, quick: bool) ->
             lambda i: repo.get_certificate(serials[rng.randrange(len(serials))]), n))
         _add(results, "look up person by MQTT username", await _latencies(
             lambda i: repo.get_person_by_username(f"person{picks[i]}"), n))
-        per_person = await _latencies(
-            lambda i: repo.certificates_for(10_000_000 + picks[i], active_only=True), n)
+        per_person = await _latencies(  # slow today (see below): fewer repeats
+            lambda i: repo.certificates_for(10_000_000 + picks[i], active_only=True), n // 10)
         _add(results, "a person's active certificates (every /getcert)", per_person)
         fixed = await _latencies(lambda i: _active_with_hint(db, 10_000_000 + picks[i]), n)
         results.add(Row("storage", "proposed fix: same query with +status", median(fixed) * 1e3,
@@ -135,10 +140,10 @@ async def _run(results: Results, people: int, certificates: int, quick: bool) ->
             lambda i: repo.revoke_person(10_000_000 + victims[i], by=1000, reason="bench"),
             len(victims))
         _add(results, "revoke a person (transaction + audit row, fsync)", revokes)
-        list_all = await _latencies(lambda i: repo.list_people(), 2 if quick else 3)
+        list_all = await _latencies(lambda i: repo.list_people(), 2)
         results.add(Row("storage", f"list all {people:,} people", median(list_all), "s",
                         len(list_all), note="what /users starts with"))
-        crl_rows = await _latencies(lambda i: repo.crl_entries(now), 2 if quick else 3)
+        crl_rows = await _latencies(lambda i: repo.crl_entries(now), 2)
         results.add(Row("storage", f"CRL query ({int(certificates * ENDED_SHARE):,} rows approx.)",
                         median(crl_rows), "s", len(crl_rows)))
         users = median(list_all) + people * median(per_person)
