@@ -55,6 +55,9 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             mqtt_port=settings.mqtt_port,
             secret_ttl=settings.secret_ttl_seconds,
         )
+        leftovers = await service.revoke_unfinished_deliveries()
+        if leftovers:
+            log.warning("revoked %d certificate(s) whose delivery a crash cut off", leftovers)
         report = await service.refresh_crl()
         await tell_admins_if_crl_failed(app, service, report, "start-up")
         me = app.bot

@@ -286,6 +286,18 @@ class Service:
         await self.repo.revoke_certificate(serial, by=None, reason="undelivered")
         return await self.refresh_crl()
 
+    async def confirm_delivery(self, serial: str) -> None:
+        """File and passphrase both reached the person: the certificate is now in use."""
+        await self.repo.mark_delivered(serial)
+
+    async def revoke_unfinished_deliveries(self) -> int:
+        """At start-up no delivery is in flight, so a certificate still undelivered was cut
+        off by a crash: nobody can use it (the key is gone), so it must not stay valid."""
+        leftovers = await self.repo.undelivered_certificates()
+        for cert in leftovers:
+            await self.repo.revoke_certificate(cert.serial, by=None, reason="undelivered")
+        return len(leftovers)
+
     async def find_person(self, target: str) -> Person:
         """Resolve ``<mqtt_username|telegram_id>`` as admins type it."""
         text = target.strip()

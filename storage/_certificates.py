@@ -186,6 +186,25 @@ class CertificateRepository(RepositoryBase):
             rows = await cur.fetchall()
         return [certificate_from_row(r) for r in rows]
 
+    async def mark_delivered(self, serial: str) -> None:
+        """The owner has the file and its passphrase; from now on the certificate is in use."""
+        key = _serial(serial)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                """UPDATE certificates SET delivered_at = ?
+                   WHERE serial = ? AND delivered_at IS NULL""",
+                (to_db(self._now()), key),
+            )
+
+    async def undelivered_certificates(self) -> list[Certificate]:
+        """Active certificates whose delivery never finished (only meaningful at start-up,
+        when no delivery is in flight)."""
+        async with self._db.reading() as conn, conn.execute(
+            "SELECT * FROM certificates WHERE delivered_at IS NULL AND status = 'active'"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [certificate_from_row(r) for r in rows]
+
     async def mark_expired(self, now: datetime) -> int:
         """Mark active certificates past not_after as expired; returns how many."""
         at = to_db(now)

@@ -109,6 +109,7 @@ def certificate_from_row(row: aiosqlite.Row) -> Certificate:
         status=CertStatus(row["status"]),
         revoked_at=from_db_opt(row["revoked_at"]),
         revocation_reason=row["revocation_reason"],
+        delivered_at=from_db_opt(row["delivered_at"]),
     )
 
 

@@ -89,6 +89,30 @@ class HousekeepingRepository(RepositoryBase):
             assert row is not None
             return int(row[0])
 
+    async def add_request_notices(
+        self, telegram_id: int, notices: list[tuple[int, int]]
+    ) -> None:
+        """Remember the admins' copies (chat id, message id) of a person's access request."""
+        require_int(telegram_id, "telegram_id")
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                """INSERT OR IGNORE INTO request_notices (telegram_id, chat_id, message_id)
+                   VALUES (?, ?, ?)""",
+                [(telegram_id, require_int(c, "chat_id"), require_int(m, "message_id"))
+                 for c, m in notices],
+            )
+
+    async def take_request_notices(self, telegram_id: int) -> list[tuple[int, int]]:
+        """The admins' copies of a request, forgotten as they are handed out (once decided)."""
+        require_int(telegram_id, "telegram_id")
+        async with self._db.transaction() as conn, conn.execute(
+            """DELETE FROM request_notices WHERE telegram_id = ?
+                   RETURNING chat_id, message_id""",
+            (telegram_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return sorted((int(r[0]), int(r[1])) for r in rows)
+
     async def due_deletions(self, now: datetime) -> list[ScheduledDeletion]:
         """Deletions whose time has come (due_at <= now), earliest first."""
         async with self._db.reading() as conn, conn.execute(

@@ -112,6 +112,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         "CREATE INDEX certificates_username ON certificates (mqtt_username COLLATE NOCASE)",
     ),
+    # 4: delivery tracking (a certificate whose passphrase never reached its owner, e.g. after
+    #    a crash mid-delivery, is revoked at the next start) and the admins' copies of each
+    #    access request (so the copies still show who decided after a restart).
+    (
+        "ALTER TABLE certificates ADD COLUMN delivered_at TEXT",
+        "UPDATE certificates SET delivered_at = issued_at",
+        """CREATE INDEX certificates_undelivered ON certificates (status)
+           WHERE delivered_at IS NULL""",
+        """CREATE TABLE request_notices (
+            telegram_id INTEGER NOT NULL,
+            chat_id     INTEGER NOT NULL,
+            message_id  INTEGER NOT NULL,
+            PRIMARY KEY (telegram_id, chat_id, message_id)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

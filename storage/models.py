@@ -127,6 +127,7 @@ class Certificate(_Frozen):
     status: CertStatus
     revoked_at: UtcDateTime | None = None
     revocation_reason: str | None = None
+    delivered_at: UtcDateTime | None = None  # None: signed, but the passphrase not yet sent
 
 
 class AuditEntry(_Frozen):

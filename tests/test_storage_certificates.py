@@ -174,3 +174,30 @@ async def test_crl_drops_expired_and_mark_expired(repo: Repository, clock: Clock
 async def test_naive_datetimes_are_refused(repo: Repository) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await repo.crl_entries(T0.replace(tzinfo=None))
+
+
+
+async def test_delivery_is_tracked_and_unfinished_ones_are_found(repo: Repository) -> None:
+    await approved(repo, 11, "dora")
+    first, second = make_cert(11, "dora"), make_cert(11, "dora", device="ipad")
+    await repo.record_issue(first)
+    await repo.record_issue(second)
+    undelivered = {c.serial for c in await repo.undelivered_certificates()}
+    assert undelivered == {first.serial, second.serial}
+    await repo.mark_delivered(first.serial)
+    stored = await repo.get_certificate(first.serial)
+    assert stored is not None and stored.delivered_at is not None
+    await repo.mark_delivered(first.serial)  # idempotent: the first time stays
+    assert await repo.get_certificate(first.serial) == stored
+    assert [c.serial for c in await repo.undelivered_certificates()] == [second.serial]
+    await repo.revoke_certificate(second.serial, by=None, reason="undelivered")
+    assert await repo.undelivered_certificates() == []
+
+
+async def test_request_notices_are_handed_out_once(repo: Repository) -> None:
+    await repo.add_request_notices(5, [(1000, 7), (1001, 3)])
+    await repo.add_request_notices(5, [(1000, 7)])  # the same copy twice is one copy
+    await repo.add_request_notices(6, [(1000, 8)])
+    assert await repo.take_request_notices(5) == [(1000, 7), (1001, 3)]
+    assert await repo.take_request_notices(5) == []
+    assert await repo.take_request_notices(6) == [(1000, 8)]

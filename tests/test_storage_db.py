@@ -99,15 +99,15 @@ async def test_older_schema_migrates_forward_keeping_rows(tmp_path: Path, versio
 
 async def test_failed_migration_step_leaves_the_previous_version(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
-    build_old_database(path, SCHEMA_VERSION - 1)
+    build_old_database(path, 2)
     conn = sqlite3.connect(path)
-    # A trigger already holding a name the last step creates: that step fails part-way.
+    # A trigger already holding a name step 3 creates: that step fails part-way.
     conn.execute("CREATE TRIGGER audit_log_no_delete AFTER INSERT ON people BEGIN SELECT 1; END")
     conn.commit()
     conn.close()
     with pytest.raises(sqlite3.OperationalError):
         await Database.open(path)
-    assert user_version(path) == SCHEMA_VERSION - 1
+    assert user_version(path) == 2
     columns = [r[1] for r in raw_rows(path, "PRAGMA table_info(people)")]
     assert "platform" not in columns  # the ALTER TABLE of the failed step was rolled back
 

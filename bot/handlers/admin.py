@@ -47,7 +47,8 @@ async def _mark_decided(
 ) -> None:
     """Every admin's copy of the request shows who decided."""
     text = texts.ADMIN_DECIDED.format(verb=verb, admin=admin, who=texts.who(person), extra=extra)
-    for chat_id, message_id in runtime(context).notifications.pop(person.telegram_id, []):
+    notices = await runtime(context).service.repo.take_request_notices(person.telegram_id)
+    for chat_id, message_id in notices:
         try:
             await context.bot.edit_message_text(
                 text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML

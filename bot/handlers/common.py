@@ -36,7 +36,6 @@ class Runtime:
     mqtt_port: int
     secret_ttl: int
     throttle: Throttle = field(default_factory=lambda: Throttle())
-    notifications: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     # People whose certificate is being issued or delivered right now (double taps).
     delivering: set[int] = field(default_factory=set)
 

@@ -144,6 +144,7 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
         await _undelivered(bot, rt, chat_id, bundle, file_message)
         return False
     await schedule_deletion(rt, secret_message)
+    await rt.service.confirm_delivery(bundle.serial)
     return True
 
 
