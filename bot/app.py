@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.handlers import admin, people
 from bot.handlers.common import Runtime, claim_update, on_error, throttle_updates
 from bot.handlers.delivery import delete_due_messages, with_retry
+from bot.polling import TolerantUpdatesRequest
 from bot.service import CrlReport, Service
 from bot.wiring import open_service
 
@@ -84,6 +85,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
         .concurrent_updates(True)
+        .get_updates_request(TolerantUpdatesRequest())
         .connect_timeout(settings.telegram_timeout_seconds)
         .read_timeout(settings.telegram_timeout_seconds)
         .write_timeout(settings.telegram_timeout_seconds)
