@@ -21,6 +21,7 @@ from pki import CertificateAuthority
 from tests.botproc import ADMIN_ID, BotProcess
 from tests.delivery_checks import (
     approve,
+    ask_platform_question,
     bundle_messages,
     certificates,
     count_texts,
@@ -29,6 +30,7 @@ from tests.delivery_checks import (
     delivered_pairs,
     integrity_ok,
     passphrase_messages,
+    wait_text,
 )
 from tests.fake_telegram import FakeTelegram, FakeUser
 
@@ -194,5 +196,34 @@ def test_sigkill_at_random_moments_loses_nothing(
             f"{len(ledger.scheduled_before_crash)}"
         )
         assert len(pairs) >= len(PEOPLE), "the final round delivers to everyone"
+        # A certificate whose delivery a crash cut off is revoked at the next start.
+        still_active = [s for s, st in never_delivered.items() if st == "active"]
+        assert not still_active, f"undelivered certificates still valid: {still_active}"
         assert count_texts(tg, ADMIN_ID, "unhandled") == 0
         assert "unhandled error" not in bot.log_text, "a state left by a crash raised a bug"
+
+
+def test_a_delivery_cut_off_by_a_crash_is_revoked_at_the_next_start(
+    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """Signed and recorded, the upload hanging, then SIGKILL: the key died with the process,
+    so the certificate must not stay valid."""
+    tg.user(ADMIN_ID, "Admin")
+    olga = tg.user(7101, "Olga", "olga")
+    bot = BotProcess(tg, tmp_path / "bot", ca=ca)
+    db = bot.data_dir / "otcert.sqlite3"
+    with bot:
+        approve(tg, olga, "olga")
+        tg.send_text(olga, "/getcert")
+        tg.press_button(olga, ask_platform_question(tg, olga).message_id, "plat:ios:phone")
+        wait_text(tg, olga.id, "iPhone steps")
+        tg.inject_fault("sendDocument", "timeout", times=10, chat_id=olga.id)
+        tg.send_text(olga, "/getcert tablet")
+        assert wait_until(lambda: len(certificates(db, olga.id)) == 2, 20)
+        bot.kill()
+        bot.start()
+        statuses = {st for st, _ in certificates(db, olga.id).values()}
+        assert wait_until(lambda: crl_matches_db(bot, ca), 15)
+    tg.clear_faults()
+    reasons = dict(db_rows(db, "SELECT device, revocation_reason FROM certificates"))
+    assert reasons == {"phone": None, "tablet": "undelivered"}, (reasons, statuses)
