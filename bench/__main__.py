@@ -43,11 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only:
         print(f"== {name}", flush=True)
         section_start = time.perf_counter()
-        SECTIONS[name](results, quick=args.quick)
+        try:
+            SECTIONS[name](results, quick=args.quick)
+        except Exception as exc:  # one broken section must not lose the others' figures
+            message = f"section {name} failed: {type(exc).__name__}: {exc}"
+            print(f"   {message}", flush=True)
+            results.notes.append(message)
         print(f"   ({time.perf_counter() - section_start:.0f} s)", flush=True)
     elapsed = time.perf_counter() - started
     load_after = load_average()
-    info.update(mode="quick" if args.quick else "full", sections=args.only,
+    info.update(mode="quick" if args.quick else "full", sections=args.only, notes=results.notes,
                 seconds=round(elapsed, 1), load_before=load_before, load_after=load_after)
     print()
     print(text_table(results.rows))

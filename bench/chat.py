@@ -21,8 +21,8 @@ from tests.botproc import BotProcess
 from tests.fake_telegram import FakeTelegram, FakeUser
 
 CROWD = 50
-OBSERVERS = 20
-START_EVERY = 0.05
+OBSERVERS = 10
+START_EVERY = 0.2
 SOLO_GAP = 0.6
 FULL_POOL = 64
 POOL_REFILL_WAIT = 9.0
@@ -34,9 +34,9 @@ TARGET_IDLE_RSS_MB = 80.0
 
 class Plan:
     def __init__(self, quick: bool) -> None:
-        self.solo = 10 if quick else 30
-        self.rounds = 1 if quick else 4
-        self.idle_starts = 10 if quick else 30
+        self.solo = 10 if quick else 25
+        self.rounds = 1 if quick else 3
+        self.idle_starts = 10 if quick else 20
         self.issuances = 200 if quick else 1000
 
 

@@ -23,7 +23,7 @@ from pki.keys import ClientKeyType, PrivateKey
 
 KEY_TYPES: tuple[ClientKeyType, ...] = ("rsa2048", "rsa3072", "rsa4096", "ec-p256")
 # Repeats per key type (full run); RSA 4096 key generation alone takes ~0.5-1 s.
-REPEATS: dict[str, int] = {"rsa2048": 20, "rsa3072": 6, "rsa4096": 4, "ec-p256": 24}
+REPEATS: dict[str, int] = {"rsa2048": 16, "rsa3072": 5, "rsa4096": 3, "ec-p256": 16}
 QUICK_REPEATS: dict[str, int] = {"rsa2048": 6, "rsa3072": 2, "rsa4096": 2, "ec-p256": 6}
 TARGET_RATIO = 3.0
 

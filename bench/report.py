@@ -59,6 +59,8 @@ def write_results_md(path: Path, info: dict[str, Any], rows: list[Row]) -> None:
         f"{before[2]:.2f}; after: {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f} "
         "(other engineers run test suites on this machine too)",
         "",
+        *[f"- **{note}**" for note in info.get("notes", [])],
+        "",
         "## Targets",
         "",
         *[_target_line(r) for r in rows if r.target],
