@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,28 +85,51 @@ def parse_telegram_id(value: str) -> int:
 
 
 class Throttle:
-    """Per-person sliding window: a flood gets one polite answer, then silence."""
+    """Per-person sliding window: a flood gets one polite answer per window, then silence.
 
-    def __init__(self, limit: int = 20, window: float = 10.0) -> None:
+    People idle for a whole window are forgotten (checked once per window), so the memory
+    follows the people active right now, not everyone who ever wrote.
+    """
+
+    def __init__(
+        self, limit: int = 20, window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
+        self._clock = clock
         self._seen: dict[int, deque[float]] = {}
         self._warned: dict[int, float] = {}
+        self._next_prune = clock() + window
+
+    @property
+    def tracked(self) -> int:
+        """How many people the throttle currently remembers."""
+        return len(self._seen.keys() | self._warned.keys())
 
     def allow(self, user_id: int) -> tuple[bool, bool]:
         """(allowed, should_warn)."""
-        now = time.monotonic()
+        now = self._clock()
+        if now >= self._next_prune:
+            self._prune(now)
         hits = self._seen.setdefault(user_id, deque())
         while hits and now - hits[0] > self.window:
             hits.popleft()
         if len(hits) < self.limit:
             hits.append(now)
             return True, False
-        warned = self._warned.get(user_id, 0.0)
-        if now - warned > self.window:
+        warned = self._warned.get(user_id)
+        if warned is None or now - warned > self.window:
             self._warned[user_id] = now
             return False, True
         return False, False
+
+    def _prune(self, now: float) -> None:
+        self._seen = {
+            uid: hits for uid, hits in self._seen.items() if hits and now - hits[-1] <= self.window
+        }
+        self._warned = {uid: at for uid, at in self._warned.items() if now - at <= self.window}
+        self._next_prune = now + self.window
 
 
 async def throttle_updates(update: Update, context: Context) -> None:
