@@ -302,7 +302,7 @@ class Service:
         """Resolve ``<mqtt_username|telegram_id>`` as admins type it."""
         text = target.strip()
         person: Person | None = None
-        if text.isdigit() and len(text) <= 20:
+        if text.isascii() and text.isdigit() and len(text) <= 20:  # not '²' or '١٢٣'
             person = await self.repo.get_person(int(text))
         if person is None:
             try:

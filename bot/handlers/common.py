@@ -79,7 +79,8 @@ async def require_admin(update: Update, context: Context) -> bool:
 
 
 def parse_telegram_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 15 or int(value) <= 0:
+    # isascii: str.isdigit() also accepts '²' (int() raises) and '١٢٣' (another number).
+    if not (value.isascii() and value.isdigit()) or len(value) > 15 or int(value) <= 0:
         raise UserError(texts.BAD_TELEGRAM_ID.format(value=value[:32]))
     return int(value)
 
