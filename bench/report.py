@@ -22,7 +22,7 @@ def _target_line(row: Row) -> str:
     gap = ""
     bound = _bound(row.target)
     if bound is not None and row.unit in ("ms", "s", "MB") and bound > 0:
-        gap = f", {row.value / bound:.1f}x the bound"
+        gap = f", {row.value / bound:.2f}x the bound"
     elif row.ratio is not None:
         gap = f", ratio {row.ratio:.2f}x"
     return f"- **MISSED**: {row.name}: {figure} (target {row.target}{gap})"
