@@ -134,6 +134,9 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
          "certificates_status"),
         ("SELECT * FROM certificates WHERE telegram_id = 1 AND device = 'p' AND status = 'active'",
          "certificates_owner"),
+        # certificates_for(active_only=True), on every /getcert: never the status index.
+        ("SELECT * FROM certificates WHERE telegram_id = 1 AND +status = 'active'",
+         "certificates_owner"),
         ("SELECT * FROM audit_log WHERE subject_id = 1 AND at >= 'x'", "audit_log_subject_at"),
         ("SELECT * FROM scheduled_deletions WHERE due_at <= 'x'", "scheduled_deletions_due"),
     ],
