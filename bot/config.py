@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     max_devices: int = Field(default=3, ge=1, le=50)
     issue_cooldown_seconds: int = Field(default=30, ge=0, le=86400)
     crl_days: int = Field(default=30, ge=2, le=365)
-    key_pool_size: int = Field(default=4, ge=0, le=64)
+    key_pool_size: int = Field(default=64, ge=0, le=256)
+    signing_workers: int = Field(default=1, ge=0, le=16)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Rewrite the CRL this often; well inside crl_days, so a missed run or two is harmless.
     crl_refresh_seconds: int = Field(default=6 * 3600, ge=5, le=7 * 86400)

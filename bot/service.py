@@ -19,6 +19,7 @@ from cryptography import x509
 from bot.broker import BrokerAdmin, BrokerOutcome, kick_sessions, run_reload_command
 from bot.errors import NotAllowed, PlatformNeeded, UserError
 from bot.keypool import KeyPool
+from bot.signer import Signer, SignRequest
 from pki.authority import CertificateAuthority
 from pki.bundle import (
     Pkcs12Profile,
@@ -26,7 +27,6 @@ from pki.bundle import (
     load_certificate,
     make_passphrase,
     pin_der,
-    pkcs12_bundle,
 )
 from pki.crl import RevokedEntry, build_crl, write_crl
 from pki.names import validate_device, validate_username
@@ -132,6 +132,7 @@ class Service:
         policy: Policy,
         keys: KeyPool,
         *,
+        signer: Signer | None = None,
         clock: Callable[[], datetime] = _now,
         reload: Callable[[str | None], Awaitable[BrokerOutcome]] = run_reload_command,
     ) -> None:
@@ -139,6 +140,7 @@ class Service:
         self.ca = ca
         self.policy = policy
         self.keys = keys
+        self.signer = signer or Signer(ca)
         self._clock = clock
         self._reload = reload
         self._issuing: dict[int, asyncio.Lock] = {}
@@ -205,23 +207,15 @@ class Service:
             assert person.mqtt_username is not None and person.platform is not None
             key = await self.keys.take()
             now = self._clock()
-            cert = await asyncio.to_thread(
-                self.ca.issue_client,
-                person.mqtt_username,
-                key,
+            passphrase = make_passphrase()
+            request = SignRequest(
+                username=person.mqtt_username,
                 days=self.policy.cert_days,
                 now=now,
-            )
-            passphrase = make_passphrase()
-            data = await asyncio.to_thread(
-                pkcs12_bundle,
-                cert,
-                key,
-                [self.ca.certificate],
                 friendly_name=f"{person.mqtt_username} ({device_name})",
-                passphrase=passphrase,
                 profile=self.policy.pkcs12_profile,
             )
+            cert, data = await self.signer.sign_and_pack(key, request, passphrase)
             del key
             record = Certificate(
                 serial=format(cert.serial_number, "x"),

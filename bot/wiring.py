@@ -14,6 +14,7 @@ from bot.broker import BrokerAdmin, ensure_admin_identity
 from bot.config import ConfigError, Settings
 from bot.keypool import KeyPool
 from bot.service import Policy, Service
+from bot.signer import Signer
 from pki.authority import CAError, CertificateAuthority
 from storage import Database, Repository
 
@@ -84,15 +85,21 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
 async def open_service(
     settings: Settings, *, create_ca: bool = False, key_pool: bool = False
 ) -> AsyncIterator[Service]:
-    """A ready service over the configured files; closes the database on exit."""
+    """A ready service over the configured files; closes the database on exit.
+
+    ``key_pool`` is for the long-running bot: keys made ahead of time and signing in worker
+    processes. Short CLI commands skip both start-up costs."""
     ensure_data_dir(settings.data_dir)
     ca = load_ca(settings, create=create_ca)
     policy = build_policy(settings, ca)
     db = await Database.open(settings.database_path)
     keys = KeyPool(settings.key_type, settings.key_pool_size if key_pool else 0)
+    signer = Signer(ca, workers=settings.signing_workers if key_pool else 0)
     try:
         keys.start()
-        yield Service(Repository(db), ca, policy, keys)
+        await signer.start()
+        yield Service(Repository(db), ca, policy, keys, signer=signer)
     finally:
         await keys.stop()
+        await signer.stop()
         await db.close()

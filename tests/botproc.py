@@ -63,6 +63,7 @@ class BotProcess:
             OTCERT_ISSUE_COOLDOWN_SECONDS="0",
             OTCERT_LOG_LEVEL="DEBUG",
             OTCERT_MQTT_HOST="mqtt.example.org",
+            OTCERT_KEY_POOL_SIZE="2",  # 64 keys per start would cost the suite minutes of CPU
         )
         env.update(self.extra_env)
         return env
