@@ -224,6 +224,21 @@ def test_malformed_updates_do_not_deafen_the_bot(world: World) -> None:
     assert_healthy(bot)
 
 
+def test_a_button_press_telegram_will_not_let_us_answer_still_does_its_work(world: World) -> None:
+    """Telegram refuses answers to presses older than ~15 s (a backlog after a restart) or
+    with a forged id; the phone choice must still lead to the certificate."""
+    tg, bot = world.tg, world.bot
+    person = fresh_person(tg, "Late")
+    tg.send_text(world.admin, f"/approve {person.id} late")
+    wait_text(tg, person.id, "approved")
+    chat = {"id": person.id, "type": "private", "first_name": person.first_name}
+    tg.send_raw_update({"callback_query": {
+        "id": "404404", "from": person.to_api(), "chat_instance": "1", "data": "plat:ios:phone",
+        "message": {"message_id": 1, "date": 0, "chat": chat}}})
+    wait_text(tg, person.id, "Passphrase for")
+    assert_healthy(bot)
+
+
 # --- /repin uploads ----------------------------------------------------------------------
 def make_certificate(*, ca: bool, days: tuple[int, int], issuer: CertificateAuthority | None = None,
                      name: str = "Uploaded") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

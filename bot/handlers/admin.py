@@ -13,6 +13,7 @@ from bot import texts
 from bot.handlers.common import (
     PEOPLE_ERRORS,
     Context,
+    answer_query,
     answer_user_error,
     args_of,
     guard_args,
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 REPIN_PAUSE = 0.05  # ~20 people a second, under Telegram's 30 messages/s broadcast limit
 MAX_PIN_UPLOAD = 64 * 1024
 LIST_CHUNK = 3500
+LIST_MAX_PEOPLE = 200  # a chat is no place for more; `otcert users` lists everyone
 
 
 async def _tell_person(context: Context, person: Person, text: str) -> None:
@@ -132,7 +134,7 @@ async def request_button(update: Update, context: Context) -> None:
             await query.answer(texts.REQUEST_DECIDED.format(status=state), show_alert=True)
             return
         if parts[1] == "approve":
-            await query.answer()
+            await answer_query(query)
             await _offer_username(context, query.message, tid)
             return
         if parts[1] == "cancel":
@@ -148,7 +150,7 @@ async def request_button(update: Update, context: Context) -> None:
     except PEOPLE_ERRORS as exc:
         await query.answer(str(exc)[:190], show_alert=True)
         return
-    await query.answer("Done.")
+    await answer_query(query, "Done.")
     try:
         await query.edit_message_text(result, parse_mode=ParseMode.HTML)
     except TelegramError:
@@ -326,7 +328,11 @@ async def users(update: Update, context: Context) -> None:
 
 
 async def _send_long(update: Update, lines: list[str]) -> None:
-    """Telegram caps a message at 4096 characters: split on line boundaries."""
+    """Telegram caps a message at 4096 characters: split on line boundaries; a chat is no
+    place for thousands of rows, so long listings end with a pointer to the CLI."""
+    if len(lines) > LIST_MAX_PEOPLE:
+        more = len(lines) - LIST_MAX_PEOPLE
+        lines = [*lines[:LIST_MAX_PEOPLE], texts.LIST_TRUNCATED.format(more=more)]
     chunk: list[str] = []
     size = 0
     for line in lines:

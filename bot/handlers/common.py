@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import Chat, Update
+from telegram import CallbackQuery, Chat, Update
+from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import texts
@@ -68,6 +69,17 @@ async def guard_args(update: Update, context: Context) -> bool:
         await reply(update, "That is far too long for me. Please keep arguments short.")
         return False
     return True
+
+
+async def answer_query(
+    query: CallbackQuery, text: str | None = None, *, show_alert: bool = False
+) -> None:
+    """Answer a button press. Telegram refuses answers after ~15 s (a backlog after a restart,
+    a forged query id): that must not cancel the work the press asked for."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as exc:
+        log.info("button press not answered: %s", exc.message)
 
 
 async def require_admin(update: Update, context: Context) -> bool:

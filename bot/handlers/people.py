@@ -12,6 +12,7 @@ from bot import texts
 from bot.handlers.common import (
     PEOPLE_ERRORS,
     Context,
+    answer_query,
     answer_user_error,
     args_of,
     guard_args,
@@ -122,7 +123,7 @@ async def platform_button(update: Update, context: Context) -> None:
     if not is_private(update):
         await query.answer(texts.PRIVATE_ONLY, show_alert=True)
         return
-    await query.answer()
+    await answer_query(query)
     rt = runtime(context)
     try:
         await rt.service.set_platform(user.id, Platform(parts[1]))
