@@ -387,9 +387,8 @@ class Service:
     ) -> list[tuple[Person, list[Certificate]]]:
         self._require_admin(actor_id)
         people = await self.repo.list_people()
-        return [
-            (p, await self.repo.certificates_for(p.telegram_id, active_only=True)) for p in people
-        ]
+        active = await self.repo.active_certificates_by_person()
+        return [(p, active.get(p.telegram_id, [])) for p in people]
 
     async def audit(
         self,

@@ -149,6 +149,7 @@ REPIN_TO_PERSON = "The broker's certificate changed. Install this one (same step
 
 NONE_PENDING = "Nobody is waiting."
 NO_USERS = "Nobody is known yet."
+LIST_TRUNCATED = "… and {more} more. On the server, <code>otcert users</code> lists everyone."
 USAGE_APPROVE = "Usage: <code>/approve &lt;telegram_id&gt; &lt;mqtt_username&gt;</code>"
 USAGE_DENY = "Usage: <code>/deny &lt;telegram_id&gt; [reason]</code>"
 USAGE_REVOKE = "Usage: <code>/revoke &lt;mqtt_username|telegram_id&gt; [reason]</code>"

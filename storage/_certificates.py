@@ -165,6 +165,18 @@ class CertificateRepository(RepositoryBase):
             rows = await cur.fetchall()
         return [certificate_from_row(r) for r in rows]
 
+    async def active_certificates_by_person(self) -> dict[int, list[Certificate]]:
+        """Every active certificate, grouped by owner, in one query (admin listings)."""
+        async with self._db.reading() as conn, conn.execute(
+            "SELECT * FROM certificates WHERE status = 'active' ORDER BY issued_at, serial"
+        ) as cur:
+            rows = await cur.fetchall()
+        grouped: dict[int, list[Certificate]] = {}
+        for row in rows:
+            cert = certificate_from_row(row)
+            grouped.setdefault(cert.telegram_id, []).append(cert)
+        return grouped
+
     async def last_issued_at(self, telegram_id: int) -> datetime | None:
         """When the person last got a certificate (for rate limits), or None."""
         require_int(telegram_id, "telegram_id")

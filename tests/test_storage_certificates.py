@@ -201,3 +201,16 @@ async def test_request_notices_are_handed_out_once(repo: Repository) -> None:
     assert await repo.take_request_notices(5) == [(1000, 7), (1001, 3)]
     assert await repo.take_request_notices(5) == []
     assert await repo.take_request_notices(6) == [(1000, 8)]
+
+
+async def test_active_certificates_are_grouped_by_person_in_one_query(repo: Repository) -> None:
+    await approved(repo, 21, "erin")
+    await approved(repo, 22, "fred")
+    phone, ipad = make_cert(21, "erin"), make_cert(21, "erin", device="ipad")
+    fred = make_cert(22, "fred")
+    for cert in (phone, ipad, fred):
+        await repo.record_issue(cert)
+    await repo.revoke_certificate(ipad.serial, by=None, reason="lost")
+    grouped = await repo.active_certificates_by_person()
+    assert {tid: [c.serial for c in certs] for tid, certs in grouped.items()} == {
+        21: [phone.serial], 22: [fred.serial]}
