@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pki import CertificateAuthority
+from storage import Repository
 from tests.dynsec import Phone
 from tests.fake_telegram import FakeTelegram
 from tests.mosquitto import Broker, ClientFiles
+from tests.storage_fixtures import Clock, open_repo
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +62,17 @@ def tg() -> Iterator[FakeTelegram]:
     """A fake Telegram Bot API server for this test."""
     with FakeTelegram() as fake:
         yield fake
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A settable clock for storage tests."""
+    return Clock()
+
+
+@pytest.fixture
+async def repo(tmp_path: Path, clock: Clock) -> AsyncIterator[Repository]:
+    """A repository over a fresh SQLite file in this test's tmp dir."""
+    db, repo = await open_repo(tmp_path / "bot.db", clock)
+    async with db:
+        yield repo

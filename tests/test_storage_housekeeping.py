@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,18 +14,6 @@ from storage.models import canonical_serial
 from tests.storage_fixtures import ADMIN, T0, Clock, approved, make_cert, open_repo, raw_rows
 
 FP = "AB:" * 31 + "AB"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def repo(tmp_path: Path, clock: Clock) -> AsyncIterator[Repository]:
-    db, repo = await open_repo(tmp_path / "bot.db", clock)
-    async with db:
-        yield repo
 
 
 async def test_every_model_survives_a_restart(tmp_path: Path, clock: Clock) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,7 @@ from storage import (
     Repository,
     UsernameTaken,
 )
-from tests.storage_fixtures import ADMIN, T0, Clock, approved, make_cert, open_repo, raw_rows
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def repo(tmp_path: Path, clock: Clock) -> AsyncIterator[Repository]:
-    db, repo = await open_repo(tmp_path / "bot.db", clock)
-    async with db:
-        yield repo
+from tests.storage_fixtures import ADMIN, T0, Clock, approved, make_cert, raw_rows
 
 
 async def actions(repo: Repository, subject: int) -> list[str]:
