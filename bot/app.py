@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -99,8 +100,9 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
 
 
 def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    app.add_handler(TypeHandler(Update, claim_update), group=-2)
-    app.add_handler(TypeHandler(Update, throttle_updates), group=-1)
+    # The throttle first: a flood must not cost a database write per message.
+    app.add_handler(TypeHandler(Update, throttle_updates), group=-2)
+    app.add_handler(TypeHandler(Update, claim_update), group=-1)
     for name, callback in [
         ("start", people.start),
         ("help", people.help_command),
@@ -155,6 +157,11 @@ async def tell_admins_if_crl_failed(
     text = CRL_PROBLEM.format(when=when, detail=html.escape(detail[:500]))
     for admin_id in sorted(service.policy.admin_ids):
         try:
-            await with_retry(lambda a=admin_id: app.bot.send_message(a, text), "CRL alert")  # type: ignore[misc]
+            await with_retry(
+                lambda a=admin_id: app.bot.send_message(  # type: ignore[misc]
+                    a, text, parse_mode=ParseMode.HTML
+                ),
+                "CRL alert",
+            )
         except TelegramError as exc:
             log.warning("could not alert admin %s about the CRL: %s", admin_id, type(exc).__name__)

@@ -76,6 +76,8 @@ async def run_reload_command(command: str | None, *, timeout: float = 10.0) -> B
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            # The token and the CA passphrase live in OTCERT_*: the command gets none of them.
+            env={k: v for k, v in os.environ.items() if not k.startswith("OTCERT_")},
         )
     except Exception as exc:  # OSError, or anything odd from the event loop
         return BrokerOutcome(False, f"The broker reload command could not be started: {exc}.")

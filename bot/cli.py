@@ -25,15 +25,26 @@ Command = Callable[[Settings, argparse.Namespace], int]
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from telegram.error import InvalidToken, TelegramError
+
     from bot.app import build_application
     from bot.wiring import ensure_data_dir, load_ca
 
     token = settings.require_bot()
-    setup_logging(settings.log_level, [token])
+    passphrase = settings.ca_passphrase()
+    setup_logging(settings.log_level, [token, passphrase.decode() if passphrase else ""])
     ensure_data_dir(settings.data_dir)
     load_ca(settings, create=True)  # fail fast on an unreadable or insecure CA key
     app = build_application(settings)
-    app.run_polling(allowed_updates=["message", "callback_query"], close_loop=True)
+    try:
+        app.run_polling(allowed_updates=["message", "callback_query"], close_loop=True)
+    except InvalidToken:
+        # PTB's message quotes the token; never let it reach a terminal or a journal.
+        raise ConfigError(
+            "Telegram rejected OTCERT_BOT_TOKEN (or OTCERT_TELEGRAM_API_URL is wrong)."
+        ) from None
+    except TelegramError as exc:
+        raise ConfigError(f"Cannot reach the Telegram Bot API ({type(exc).__name__}).") from None
     return EXIT_OK
 
 

@@ -46,5 +46,5 @@ def setup_logging(level: str, secrets: list[str]) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # PTB's bot logs every API call's parameters and results at DEBUG: that would print
     # the passphrase message. Those loggers never go below INFO.
-    for chatty in ("telegram.Bot", "telegram.ext.ExtBot", "telegram.request"):
-        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # (The Application's DEBUG "Processing update" lines would print a quoted passphrase too.)
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -8,8 +8,9 @@ and the passphrase live only in the returned :class:`IssuedBundle`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,7 +144,7 @@ class Service:
         self.signer = signer or Signer(ca)
         self._clock = clock
         self._reload = reload
-        self._issuing: dict[int, asyncio.Lock] = {}
+        self._issuing: set[int] = set()
         self._crl_lock = asyncio.Lock()
 
     # --- who is who -------------------------------------------------------------------
@@ -199,10 +200,7 @@ class Service:
     async def issue(self, telegram_id: int, device: str | None = None) -> IssuedBundle:
         """Sign, pack and record a certificate; the caller delivers it."""
         device_name = validate_device(device if device else DEFAULT_DEVICE)
-        lock = self._issuing.setdefault(telegram_id, asyncio.Lock())
-        if lock.locked():
-            raise UserError("I'm already preparing your certificate; it will arrive in a moment.")
-        async with lock:
+        with self._one_issue_at_a_time(telegram_id):
             person = await self._issuable_person(telegram_id, device_name)
             assert person.mqtt_username is not None and person.platform is not None
             key = await self.keys.take()
@@ -244,6 +242,17 @@ class Service:
             device=device_name,
             replaced=len(replaced),
         )
+
+    @contextlib.contextmanager
+    def _one_issue_at_a_time(self, telegram_id: int) -> Iterator[None]:
+        """A second issue for the same person while one runs is refused, not queued."""
+        if telegram_id in self._issuing:
+            raise UserError("I'm already preparing your certificate; it will arrive in a moment.")
+        self._issuing.add(telegram_id)
+        try:
+            yield
+        finally:
+            self._issuing.discard(telegram_id)
 
     async def _issuable_person(self, telegram_id: int, device: str) -> Person:
         person = await self.repo.get_person(telegram_id)
@@ -362,7 +371,8 @@ class Service:
 
     async def set_pin(self, actor_id: int | None, data: bytes) -> PinBundle:
         self._require_admin(actor_id)
-        cert = load_certificate(data, require_ca=True, now=self._clock())
+        # Off the loop: a hostile upload may hold a huge key that takes long to check.
+        cert = await asyncio.to_thread(load_certificate, data, require_ca=True, now=self._clock())
         bundle = _pin_bundle(cert)
         await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id)
         return bundle

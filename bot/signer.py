@@ -10,8 +10,10 @@ and stays in threads (bot/keypool.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +24,7 @@ from pki.authority import CertificateAuthority
 from pki.bundle import Pkcs12Profile, pkcs12_bundle
 from pki.keys import PrivateKey
 
+log = logging.getLogger(__name__)
 _worker_ca: CertificateAuthority | None = None
 
 
@@ -105,7 +108,17 @@ class Signer:
             serialization.NoEncryption(),
         )
         loop = asyncio.get_running_loop()
-        cert_der, bundle = await loop.run_in_executor(
-            self._pool, _in_worker, key_der, request, passphrase
-        )
+        try:
+            cert_der, bundle = await loop.run_in_executor(
+                self._pool, _in_worker, key_der, request, passphrase
+            )
+        except BrokenProcessPool:
+            # A worker died (OOM, signal): start fresh ones instead of failing every /getcert.
+            log.warning("a signing worker died; restarting the pool")
+            await self.stop()
+            await self.start()
+            assert self._pool is not None
+            cert_der, bundle = await loop.run_in_executor(
+                self._pool, _in_worker, key_der, request, passphrase
+            )
         return x509.load_der_x509_certificate(cert_der), bundle

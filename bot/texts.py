@@ -60,6 +60,7 @@ HELP_ADMIN = (
 PRIVATE_ONLY = "I hand out certificates only in a private chat. Open a chat with me and try there."
 UNKNOWN_COMMAND = "I don't know that command. Here is what you can use:\n\n"
 NOT_ADMIN = "Sorry, only admins can do that."
+ADMIN_PRIVATE_ONLY = "Admin commands work only in a private chat with me."
 SLOW_DOWN = "You're sending messages too fast. Please wait a few seconds."
 INTERNAL_ERROR = "Something went wrong on my side (error {ref}). The admins can find it in the log."
 PREPARING = "Preparing your certificate…"

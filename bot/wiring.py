@@ -3,6 +3,7 @@ and the CLI so both see the same files the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -19,6 +20,9 @@ from pki.authority import CAError, CertificateAuthority
 from storage import Database, Repository
 
 log = logging.getLogger(__name__)
+
+# Service identities the CA issues for itself; never a person's username.
+RESERVED_USERNAMES = frozenset({"otcert-admin", "otcert-doctor"})
 
 
 def ensure_data_dir(path: Path) -> None:
@@ -45,9 +49,14 @@ def load_ca(settings: Settings, *, create: bool = False) -> CertificateAuthority
         missing = cert_path if not cert_path.exists() else key_path
         raise ConfigError(f"The CA is incomplete: {missing} is missing.")
     try:
-        return CertificateAuthority.load(cert_path, key_path, passphrase)
+        ca = CertificateAuthority.load(cert_path, key_path, passphrase)
     except CAError as exc:
         raise ConfigError(str(exc)) from None
+    if passphrase is not None and b"ENCRYPTED" not in key_path.read_bytes():
+        # A passphrase set after `otcert init` (or an adopted plain key): encrypt it now.
+        ca.save(cert_path, key_path, passphrase)
+        log.info("encrypted the CA key with OTCERT_CA_KEY_PASSPHRASE")
+    return ca
 
 
 def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
@@ -76,7 +85,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         crl_path=settings.effective_crl_path,
         crl_validity=timedelta(days=settings.crl_days),
         reload_command=settings.broker_reload_command,
-        reserved_usernames=frozenset({settings.broker_admin_cn}),
+        reserved_usernames=frozenset({settings.broker_admin_cn, *RESERVED_USERNAMES}),
         broker_admin=broker_admin,
     )
 
@@ -90,8 +99,8 @@ async def open_service(
     ``key_pool`` is for the long-running bot: keys made ahead of time and signing in worker
     processes. Short CLI commands skip both start-up costs."""
     ensure_data_dir(settings.data_dir)
-    ca = load_ca(settings, create=create_ca)
-    policy = build_policy(settings, ca)
+    ca = await asyncio.to_thread(load_ca, settings, create=create_ca)
+    policy = await asyncio.to_thread(build_policy, settings, ca)
     db = await Database.open(settings.database_path)
     keys = KeyPool(settings.key_type, settings.key_pool_size if key_pool else 0)
     signer = Signer(ca, workers=settings.signing_workers if key_pool else 0)

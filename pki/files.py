@@ -56,9 +56,14 @@ def atomic_write(
 
 def _fsync_dir(directory: Path) -> None:
     """Make the rename itself durable (a crash after replace must not bring back the old file)."""
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
     try:
         os.fsync(dir_fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the file is in place already
     finally:
         os.close(dir_fd)
 

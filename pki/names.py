@@ -46,8 +46,17 @@ def _quote(value: str) -> str:
 
 
 def validate_username(value: object) -> str:
-    """Return the canonical (lower-case) MQTT username or raise :class:`InvalidName`."""
-    return _check(value, "MQTT username", USERNAME_MAX)
+    """Return the canonical (lower-case) MQTT username or raise :class:`InvalidName`.
+
+    All-digit names are refused: admins type ``/revoke <username|telegram_id>``, and a
+    username that looks like an id would make that ambiguous.
+    """
+    name = _check(value, "MQTT username", USERNAME_MAX)
+    if name.isdigit():
+        raise InvalidName(
+            f"The MQTT username '{name}' looks like a Telegram id; include at least one letter."
+        )
+    return name
 
 
 def validate_device(value: object) -> str:

@@ -199,6 +199,11 @@ class FakeTelegram:
         with self._cond:
             return list(self._state.callback_answers)
 
+    def unconfirmed_updates(self) -> int:
+        """Updates the bot has not yet confirmed with a getUpdates offset."""
+        with self._cond:
+            return len(self._state.updates)
+
     def reset_calls(self) -> None:
         """Forget recordings (calls, sent, deleted, answers); chats, messages, faults stay."""
         with self._cond:

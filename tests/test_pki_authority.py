@@ -240,6 +240,7 @@ def test_lifetime_clamped_to_ca(ec_ca: CertificateAuthority) -> None:
 
 HOSTILE_USERNAMES = [
     "a/b", "+", "#", "../x", "a" * 65, "\u202eevil", "", "nul\x00", "\u0430lice", "a b", "..",
+    "12345",
 ]
 
 

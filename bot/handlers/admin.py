@@ -241,7 +241,12 @@ async def repin(update: Update, context: Context) -> None:
     rt = runtime(context)
     try:
         replied = message.reply_to_message
-        if replied is not None and replied.document is not None:
+        if (
+            replied is not None
+            and replied.document is not None
+            and replied.from_user is not None
+            and replied.from_user.id == user.id  # the admin's own upload, nobody else's
+        ):
             if (replied.document.file_size or 0) > MAX_PIN_UPLOAD:
                 await reply(update, "That file is too large to be a certificate.")
                 return

@@ -83,9 +83,13 @@ async def answer_query(
 
 
 async def require_admin(update: Update, context: Context) -> bool:
+    """Admin commands need an admin *and* a private chat: listings name people and ids."""
     user = update.effective_user
     if user is None or not runtime(context).service.is_admin(user.id):
         await reply(update, texts.NOT_ADMIN)
+        return False
+    if not is_private(update):
+        await reply(update, texts.ADMIN_PRIVATE_ONLY)
         return False
     return True
 

@@ -30,6 +30,9 @@ async def start(update: Update, context: Context) -> None:
     user = update.effective_user
     if user is None:
         return
+    if not is_private(update):  # a person's status (and username) is nobody else's business
+        await reply(update, texts.PRIVATE_ONLY)
+        return
     person = await runtime(context).service.status(user.id)
     await reply(update, f"{texts.WELCOME}\n\n{texts.status_line(person)}")
 
