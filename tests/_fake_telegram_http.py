@@ -58,6 +58,14 @@ async def _handle_api(state: ApiState, request: web.Request) -> web.StreamRespon
     name = method.lower()
     with state.cond:
         fault = state.take_fault(name, params) if state.is_method(name) else None
+    if fault is not None and fault.kind == "lost_reply":
+        # Telegram did the work, but the answer never reaches the bot (a read timeout).
+        with state.cond:
+            status, payload, _ = state.run_method(name, params, files)
+            state.record(replace(call, status=status, fault=fault.kind))
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
     if fault is not None:
         return await _fail(state, request, call, fault)
     if name == "getupdates":

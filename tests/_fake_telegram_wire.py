@@ -17,7 +17,7 @@ from aiohttp import web
 BOT_USERNAME = "otcert_test_bot"
 BOT_FIRST_NAME = "OTCert Test"
 DEFAULT_GROUP_CHAT_ID = -1001000000001
-FAULT_KINDS = frozenset({"429", "500", "502", "timeout", "drop", "403"})
+FAULT_KINDS = frozenset({"429", "500", "502", "timeout", "drop", "403", "lost_reply"})
 TIMEOUT_FAULT_HOLD = 60.0  # longer than any client timeout a test uses; cut short by stop()
 MAX_TEXT, MAX_CAPTION, MAX_DOWNLOAD = 4096, 1024, 20 * 1024 * 1024
 # Fields whose form values stay strings; every other form value is JSON-decoded when it can be.

@@ -277,7 +277,8 @@ class FakeTelegram:
         """Make the next ``times`` calls of ``method`` (to ``chat_id``, if given) fail.
 
         kinds: "429" (retry_after), "500", "502", "timeout" (held, then dropped),
-        "drop" (connection closed, no answer), "403" (blocked by the user).
+        "drop" (connection closed, no answer), "403" (blocked by the user),
+        "lost_reply" (the call is carried out, then the connection drops before the answer).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(FAULT_KINDS)}")

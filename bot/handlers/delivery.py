@@ -10,9 +10,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, ContextTypes
 
 from bot import texts
@@ -30,8 +38,25 @@ PIN_FILENAME = "ca.otre"
 ALREADY_PREPARING = "I'm already preparing your certificate; it will arrive in a moment."
 
 
-async def with_retry(call: Callable[[], Awaitable[T]], what: str) -> T:
-    """Honour Telegram's retry_after and back off on network errors; give up after a few."""
+def _surely_not_sent(exc: NetworkError) -> bool:
+    """True when the request cannot have been carried out: the connection never opened, or
+    Telegram answered with an error. A read timeout or a dropped connection may hide a
+    message that did arrive."""
+    cause = exc.__cause__
+    if cause is None:
+        return not isinstance(exc, TimedOut)  # an error status from the server
+    return isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+async def with_retry(
+    call: Callable[[], Awaitable[T]], what: str, *, resend_if_unsure: bool = True
+) -> T:
+    """Honour Telegram's retry_after and back off on network errors; give up after a few.
+
+    A secret (file or passphrase) passes ``resend_if_unsure=False``: a second copy of a
+    message that did arrive would never be deleted, so an unsure failure is final and the
+    caller revokes the certificate instead.
+    """
     delay = 0.5
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -46,7 +71,7 @@ async def with_retry(call: Callable[[], Awaitable[T]], what: str) -> T:
         except (Forbidden, BadRequest):
             raise
         except NetworkError as exc:  # includes TimedOut
-            if attempt == MAX_ATTEMPTS:
+            if attempt == MAX_ATTEMPTS or not (resend_if_unsure or _surely_not_sent(exc)):
                 raise
             log.info("%s: %s, retrying in %.1f s", what, type(exc).__name__, delay)
             await asyncio.sleep(delay)
@@ -120,6 +145,7 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
                 parse_mode=ParseMode.HTML,
             ),
             "send certificate file",
+            resend_if_unsure=False,
         )
     except TelegramError as exc:
         log.warning(
@@ -136,6 +162,7 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
         secret_message = await with_retry(
             lambda: bot.send_message(chat_id, text, parse_mode=ParseMode.HTML),
             "send passphrase",
+            resend_if_unsure=False,
         )
     except TelegramError as exc:
         log.warning(
