@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from telegram.error import InvalidToken
+
 REDACTED = "<token>"
 
 
@@ -29,6 +31,9 @@ class RedactSecrets(logging.Filter):
         scrubbed = self._scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
+        if record.exc_info and isinstance(record.exc_info[1], InvalidToken):
+            # PTB logs it with a traceback before `otcert` reports it in one plain line.
+            record.exc_info, record.exc_text = None, None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = self._scrub(text)

@@ -117,6 +117,20 @@ def test_run_refuses_encrypted_key_without_passphrase(tmp_path: Path, data_dir: 
     assert missing.returncode == 1 and "OTCERT_CA_KEY_PASSPHRASE" in missing.stderr
 
 
+def test_run_with_a_rejected_token_never_prints_it(
+    tmp_path: Path, data_dir: Path, tg: FakeTelegram
+) -> None:
+    """PTB's InvalidToken quotes the token; the operator sees one plain line instead."""
+    env = base_env(data_dir, OTCERT_TELEGRAM_API_URL=tg.base_url,
+                   OTCERT_TELEGRAM_FILE_URL=tg.base_file_url)  # the fake knows another token
+    result = otcert("run", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "otcert: Telegram rejected OTCERT_BOT_TOKEN (or OTCERT_TELEGRAM_API_URL is wrong)."
+    )
+    assert TOKEN not in result.stderr  # also checked by otcert(), with no traceback allowed
+
+
 def test_usage_errors_exit_2(tmp_path: Path, data_dir: Path) -> None:
     env = base_env(data_dir)
     for args in (["frobnicate"], ["audit", "--limit", "0"]):
