@@ -59,6 +59,7 @@ def _bot(tg: FakeTelegram, workdir: Path, **env: str) -> BotProcess:
     return BotProcess(tg, workdir, ca=CertificateAuthority.create(), env={
         "OTCERT_ISSUE_COOLDOWN_SECONDS": "0", "OTCERT_MAX_DEVICES": "50",
         "OTCERT_LOG_LEVEL": "INFO",  # what operators run; DEBUG would add logging cost
+        "OTCERT_KEY_POOL_SIZE": "64",  # the product default (the test harness uses 2)
         **env,
     })
 

@@ -23,7 +23,7 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.handlers import admin, people
-from bot.handlers.common import Runtime, claim_update, on_error, throttle_updates
+from bot.handlers.common import Runtime, answer_query, claim_update, on_error, throttle_updates
 from bot.handlers.delivery import delete_due_messages, with_retry
 from bot.polling import TolerantUpdatesRequest
 from bot.service import CrlReport, Service
@@ -131,7 +131,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.callback_query is not None:
-        await update.callback_query.answer("That button is no longer valid.")
+        await answer_query(update.callback_query, "That button is no longer valid.")
 
 
 async def refresh_crl_job(context: ContextTypes.DEFAULT_TYPE) -> None:

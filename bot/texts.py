@@ -145,6 +145,10 @@ REPIN_SUMMARY = (
     "Re-pin done: {ok} reached, {blocked} blocked the bot{blocked_list}, {failed} failed."
 )
 REPIN_NEW_PIN = "Pinned certificate set: {subject}\nSHA-256 {fingerprint}"
+PIN_CHANGED_BY = (
+    "🔐 {admin} changed the pinned certificate to {subject}\nSHA-256 {fingerprint}\n"
+    "If you did not expect this, check it before people install it."
+)
 PIN_HINT = "To make this certificate the pin, reply to the file with /repin."
 REPIN_TO_PERSON = "The broker's certificate changed. Install this one (same steps as before)."
 

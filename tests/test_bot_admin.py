@@ -104,8 +104,9 @@ def test_repin_with_an_uploaded_ca_reaches_everyone_and_counts_blocked(
     tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority, other_ca: CertificateAuthority
 ) -> None:
     admin = tg.user(ADMIN_ID, "Ann")
+    tg.user(SECOND_ADMIN, "Ben")
     hank, iris = tg.user(2204, "Hank", "hank"), tg.user(2205, "Iris", "iris")
-    with BotProcess(tg, tmp_path / "bot", ca=ca):
+    with BotProcess(tg, tmp_path / "bot", ca=ca, admins=(ADMIN_ID, SECOND_ADMIN)):
         approve(tg, hank, "hank")
         approve(tg, iris, "iris")
         tg.block(iris.id)
@@ -114,6 +115,8 @@ def test_repin_with_an_uploaded_ca_reaches_everyone_and_counts_blocked(
         upload = tg.send_document(admin, "new-ca.der", new_pin)
         tg.send_text(admin, "/repin", reply_to_message_id=upload)
         wait_text(tg, ADMIN_ID, "Pinned certificate set")
+        # Every other admin learns who changed what phones are told to trust.
+        wait_text(tg, SECOND_ADMIN, "Ann changed the pinned certificate to CN=Other CA")
         summary = wait_text(tg, ADMIN_ID, "Re-pin done", timeout=20)
         assert "1 reached" in summary.text and "1 blocked" in summary.text
         assert "iris" in summary.text

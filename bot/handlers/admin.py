@@ -119,11 +119,11 @@ async def request_button(update: Update, context: Context) -> None:
     rt = runtime(context)
     admin = query.from_user
     if not rt.service.is_admin(admin.id):
-        await query.answer(texts.NOT_ADMIN, show_alert=True)
+        await answer_query(query, texts.NOT_ADMIN, show_alert=True)
         return
     parts = (query.data or "").split(":")
     if len(parts) not in (3, 4) or parts[1] not in {"approve", "deny", "ok", "cancel"}:
-        await query.answer(texts.BUTTON_STALE)
+        await answer_query(query, texts.BUTTON_STALE)
         return
     try:
         tid = parse_telegram_id(parts[2])
@@ -131,24 +131,25 @@ async def request_button(update: Update, context: Context) -> None:
         if person is None or person.status != PersonStatus.PENDING:
             # Buttons act on a pending request only; a later decision needs a command.
             state = person.status.value if person else "unknown"
-            await query.answer(texts.REQUEST_DECIDED.format(status=state), show_alert=True)
+            decided = texts.REQUEST_DECIDED.format(status=state)
+            await answer_query(query, decided, show_alert=True)
             return
         if parts[1] == "approve":
             await answer_query(query)
             await _offer_username(context, query.message, tid)
             return
         if parts[1] == "cancel":
-            await query.answer("Cancelled.")
+            await answer_query(query, "Cancelled.")
             return
         if parts[1] == "ok" and len(parts) == 4:
             result = await _approve(context, admin.id, texts.esc(admin.full_name), tid, parts[3])
         elif parts[1] == "deny":
             result = await _deny(context, admin.id, texts.esc(admin.full_name), tid, None)
         else:
-            await query.answer(texts.BUTTON_STALE)
+            await answer_query(query, texts.BUTTON_STALE)
             return
     except PEOPLE_ERRORS as exc:
-        await query.answer(str(exc)[:190], show_alert=True)
+        await answer_query(query, str(exc)[:190], show_alert=True)
         return
     await answer_query(query, "Done.")
     try:
@@ -259,6 +260,10 @@ async def repin(update: Update, context: Context) -> None:
                     subject=texts.esc(pin.subject), fingerprint=pin.fingerprint
                 ),
             )
+            await _tell_other_admins(context, user.id, texts.PIN_CHANGED_BY.format(
+                admin=texts.esc(user.full_name), subject=texts.esc(pin.subject),
+                fingerprint=pin.fingerprint,
+            ))
         else:
             pin = await rt.service.current_pin()
         people = await rt.service.pin_recipients(user.id, pin)
@@ -267,6 +272,15 @@ async def repin(update: Update, context: Context) -> None:
         return
     await reply(update, texts.REPIN_START.format(fingerprint=pin.fingerprint, count=len(people)))
     context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
+
+
+async def _tell_other_admins(context: Context, actor_id: int, text: str) -> None:
+    """Phones are told to trust the pin fully: every admin sees who changed it."""
+    for admin_id in sorted(runtime(context).service.policy.admin_ids - {actor_id}):
+        try:
+            await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.info("could not tell admin %s about the pin: %s", admin_id, type(exc).__name__)
 
 
 async def _fan_out_pin(

@@ -162,7 +162,7 @@ async def throttle_updates(update: Update, context: Context) -> None:
         return
     if warn:
         if update.callback_query is not None:
-            await update.callback_query.answer(texts.SLOW_DOWN)
+            await answer_query(update.callback_query, texts.SLOW_DOWN)
         else:
             await reply(update, texts.SLOW_DOWN)
     raise ApplicationHandlerStop

@@ -121,10 +121,10 @@ async def platform_button(update: Update, context: Context) -> None:
     user = query.from_user
     parts = (query.data or "").split(":")
     if len(parts) != 3 or parts[1] not in {p.value for p in Platform}:
-        await query.answer(texts.BUTTON_STALE)
+        await answer_query(query, texts.BUTTON_STALE)
         return
     if not is_private(update):
-        await query.answer(texts.PRIVATE_ONLY, show_alert=True)
+        await answer_query(query, texts.PRIVATE_ONLY, show_alert=True)
         return
     await answer_query(query)
     rt = runtime(context)
