@@ -334,14 +334,14 @@ class Service:
         async with self._crl_lock:
             now = self._clock()
             await self.repo.mark_expired(now)  # keeps views and device limits honest
-            revoked = await self.repo.crl_entries(now)
+            revoked = await self.repo.revoked_serials(now)
             entries = [
                 RevokedEntry(
-                    serial=int(c.serial, 16),
-                    revoked_at=c.revoked_at or now,
-                    reason=_CRL_REASONS.get(c.revocation_reason or ""),
+                    serial=int(r.serial, 16),
+                    revoked_at=r.revoked_at,
+                    reason=_CRL_REASONS.get(r.reason or ""),
                 )
-                for c in revoked
+                for r in revoked
             ]
             number = await self.repo.next_crl_number()
             try:

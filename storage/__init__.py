@@ -10,6 +10,7 @@ from storage.models import (
     PersonStatus,
     Pin,
     Platform,
+    RevokedSerial,
     ScheduledDeletion,
 )
 from storage.repo import Repository
@@ -27,6 +28,7 @@ __all__ = [
     "Pin",
     "Platform",
     "Repository",
+    "RevokedSerial",
     "ScheduledDeletion",
     "StorageError",
     "UsernameTaken",

@@ -22,7 +22,14 @@ from storage._common import (
     write_audit,
 )
 from storage.errors import InvalidTransition, NotFound, StorageError
-from storage.models import Certificate, CertStatus, Person, PersonStatus, canonical_serial
+from storage.models import (
+    Certificate,
+    CertStatus,
+    Person,
+    PersonStatus,
+    RevokedSerial,
+    canonical_serial,
+)
 
 SUPERSEDED_REASON = "superseded"
 
@@ -199,6 +206,20 @@ class CertificateRepository(RepositoryBase):
         ) as cur:
             rows = await cur.fetchall()
         return [certificate_from_row(r) for r in rows]
+
+    async def revoked_serials(self, now: datetime) -> list[RevokedSerial]:
+        """The CRL's rows, as :meth:`crl_entries` but only the three columns it needs
+        (30,000 full models took 1.5 s; the CRL is rebuilt on every revocation)."""
+        async with self._db.reading() as conn, conn.execute(
+            """SELECT serial, revoked_at, revocation_reason FROM certificates
+                   WHERE status IN ('revoked', 'superseded') AND not_after > ?
+                   ORDER BY revoked_at, serial""",
+            (to_db(now),),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            RevokedSerial(r[0], from_db(r[1]) if r[1] else now, r[2]) for r in rows
+        ]
 
     async def mark_delivered(self, serial: str) -> None:
         """The owner has the file and its passphrase; from now on the certificate is in use."""

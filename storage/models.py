@@ -8,6 +8,7 @@ because a silent local-time guess would shift certificate validity and deletion 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -128,6 +129,16 @@ class Certificate(_Frozen):
     revoked_at: UtcDateTime | None = None
     revocation_reason: str | None = None
     delivered_at: UtcDateTime | None = None  # None: signed, but the passphrase not yet sent
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedSerial:
+    """What a CRL entry needs, and nothing more: read straight from the database (no
+    validation per row), because the CRL is rebuilt from every one of them on each revocation."""
+
+    serial: str
+    revoked_at: datetime
+    reason: str | None
 
 
 class AuditEntry(_Frozen):

@@ -201,3 +201,18 @@ async def test_active_certificates_are_grouped_by_person_in_one_query(repo: Repo
     grouped = await repo.active_certificates_by_person()
     assert {tid: [c.serial for c in certs] for tid, certs in grouped.items()} == {
         21: [phone.serial], 22: [fred.serial]}
+
+
+async def test_revoked_serials_are_the_crl_entries_lightly(repo: Repository, clock: Clock) -> None:
+    await approved(repo, 31, "gail")
+    old, new = make_cert(31, "gail"), make_cert(31, "gail")
+    kept = make_cert(31, "gail", device="ipad")
+    for cert in (old, kept):
+        await repo.record_issue(cert)
+    await repo.record_issue(new)  # supersedes old
+    await repo.revoke_certificate(kept.serial, by=None, reason="lost")
+    full = await repo.crl_entries(clock.now)
+    light = await repo.revoked_serials(clock.now)
+    assert [(c.serial, c.revoked_at, c.revocation_reason) for c in full] == [
+        (r.serial, r.revoked_at, r.reason) for r in light]
+    assert {r.reason for r in light} == {"superseded", "lost"}
