@@ -140,7 +140,8 @@ def test_a_flood_is_throttled_limited_and_does_not_silence_others(world: World) 
     slow_downs = [m for m in to_flooder if text_of(m) == texts.SLOW_DOWN]
     times = reply_times(tg, flooder.id)
     windows = 1 + int((max(times) - min(times)) // 10)
-    assert 1 <= len(slow_downs) <= windows, [text_of(m)[:40] for m in to_flooder]
+    assert slow_downs, "the flood got no 'too fast' answer"
+    assert len(slow_downs) <= windows, [text_of(m)[:40] for m in to_flooder]
     assert len(to_flooder) <= windows * 30, "a flood must not be answered message by message"
 
     certificates = issued_at(database_path(bot), flooder.id)
