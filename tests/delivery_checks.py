@@ -12,7 +12,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pki.crl import verify_crl
-from tests.botproc import ADMIN_ID
 from tests.fake_telegram import Call, FakeTelegram, FakeUser, SentMessage
 
 PASSPHRASE_RE = re.compile(r"[a-z2-9]{4}(?:-[a-z2-9]{4}){3,}")
@@ -23,22 +22,8 @@ def text_of(message: SentMessage) -> str:
     return message.text or message.caption or ""
 
 
-def wait_text(tg: FakeTelegram, chat_id: int, needle: str, timeout: float = 20.0) -> SentMessage:
-    return tg.wait_for(
-        lambda m: needle in text_of(m) or any(needle in e for e in m.edits), timeout,
-        chat_id=chat_id,
-    )
-
-
 def count_texts(tg: FakeTelegram, chat_id: int, needle: str) -> int:
     return sum(needle in text_of(m) for m in tg.sent_messages(chat_id))
-
-
-def approve(tg: FakeTelegram, person: FakeUser, username: str) -> None:
-    """An admin approves ``person`` directly (no /request needed)."""
-    before = count_texts(tg, person.id, "approved")
-    tg.send_text(tg.user(ADMIN_ID, "Admin"), f"/approve {person.id} {username}")
-    tg.wait_for(lambda m: count_texts(tg, person.id, "approved") > before, 20)
 
 
 def ask_platform_question(tg: FakeTelegram, person: FakeUser) -> SentMessage:

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from pki import CertificateAuthority
-from tests.botproc import ADMIN_ID, BotProcess
+from tests.botproc import ADMIN_ID, BotProcess, approve, wait_text
 from tests.delivery_checks import (
-    approve,
     ask_platform_question,
     bundle_messages,
     certificates,
@@ -30,7 +29,6 @@ from tests.delivery_checks import (
     delivered_pairs,
     integrity_ok,
     passphrase_messages,
-    wait_text,
 )
 from tests.fake_telegram import FakeTelegram, FakeUser
 

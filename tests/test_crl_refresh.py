@@ -15,8 +15,10 @@ from cryptography import x509
 from bot.config import Settings
 from pki import CertificateAuthority
 from pki.crl import build_crl, crl_pem, verify_crl
-from tests.botproc import ADMIN_ID, BotProcess
-from tests.delivery_checks import count_texts, wait_text
+from tests.botproc import ADMIN_ID, BotProcess, wait_text
+from tests.delivery_checks import (
+    count_texts,
+)
 from tests.fake_telegram import FakeTelegram
 
 DAY = timedelta(days=1)

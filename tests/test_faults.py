@@ -16,10 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pki import CertificateAuthority
-from tests.botproc import BotProcess
+from tests.botproc import BotProcess, approve, wait_text
 from tests.delivery_checks import (
     PASSPHRASE_RE,
-    approve,
     ask_platform_question,
     bundle_messages,
     certificates,
@@ -27,7 +26,6 @@ from tests.delivery_checks import (
     crl_serials,
     passphrase_calls,
     passphrase_messages,
-    wait_text,
 )
 from tests.fake_telegram import Call, FakeTelegram, FakeUser
 

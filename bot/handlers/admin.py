@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
@@ -77,15 +77,26 @@ async def _deny(
     return f"Denied {texts.who(person)}."
 
 
-async def approve(update: Update, context: Context) -> None:
+async def _admin_command(
+    update: Update, context: Context, usage: str, *, least: int, most: int | None = None
+) -> tuple[User, list[str]] | None:
+    """The common start of an admin command: who, in a private chat, with sane arguments."""
     if not await require_admin(update, context) or not await guard_args(update, context):
-        return
+        return None
     args = args_of(context)
-    if len(args) != 2:
-        await reply(update, texts.USAGE_APPROVE)
-        return
+    if len(args) < least or (most is not None and len(args) > most):
+        await reply(update, usage)
+        return None
     user = update.effective_user
     assert user is not None
+    return user, args
+
+
+async def approve(update: Update, context: Context) -> None:
+    command = await _admin_command(update, context, texts.USAGE_APPROVE, least=2, most=2)
+    if command is None:
+        return
+    user, args = command
     try:
         tid = parse_telegram_id(args[0])
         done = await _approve(context, user.id, texts.esc(user.full_name), tid, args[1])
@@ -95,14 +106,10 @@ async def approve(update: Update, context: Context) -> None:
 
 
 async def deny(update: Update, context: Context) -> None:
-    if not await require_admin(update, context) or not await guard_args(update, context):
+    command = await _admin_command(update, context, texts.USAGE_DENY, least=1)
+    if command is None:
         return
-    args = args_of(context)
-    if not args:
-        await reply(update, texts.USAGE_DENY)
-        return
-    user = update.effective_user
-    assert user is not None
+    user, args = command
     try:
         tid = parse_telegram_id(args[0])
         reason = " ".join(args[1:]) or None
@@ -207,14 +214,10 @@ def crl_summary(report: CrlReport, *, kicked_expected: bool) -> str:
 
 
 async def revoke(update: Update, context: Context) -> None:
-    if not await require_admin(update, context) or not await guard_args(update, context):
+    command = await _admin_command(update, context, texts.USAGE_REVOKE, least=1)
+    if command is None:
         return
-    args = args_of(context)
-    if not args:
-        await reply(update, texts.USAGE_REVOKE)
-        return
-    user = update.effective_user
-    assert user is not None
+    user, args = command
     reason = " ".join(args[1:]) or None
     try:
         result = await runtime(context).service.revoke(user.id, args[0], reason)
