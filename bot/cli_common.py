@@ -1,0 +1,35 @@
+"""What every ``otcert`` command shares: exit codes, the command signature, the CRL report.
+
+Why its own module: the parser (:mod:`bot.cli`) and both command modules need these, and
+the command modules must not import :mod:`bot.cli` (it runs as ``__main__`` under
+``python -m bot.cli``, which would load it twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+
+from bot.config import ConfigError, Settings
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def print_crl_report(settings: Settings) -> int:
+    """Write the CRL now (and run the reload command); print where, how many, and the reload."""
+    from bot.wiring import open_service
+
+    async def write() -> int:
+        async with open_service(settings) as service:
+            report = await service.refresh_crl()
+        if not report.written:
+            raise ConfigError(report.error or "The CRL was not written.")
+        print(f"CRL written to {settings.effective_crl_path} ({report.entries} revoked).")
+        if report.reload is not None:
+            print(f"  reload: {report.reload.detail}")
+        return EXIT_OK
+
+    return asyncio.run(write())
