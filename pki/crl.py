@@ -7,21 +7,65 @@ before it replaces the old one, and every CRL is built with a generous nextUpdat
 
 from __future__ import annotations
 
-import functools
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import SignatureAlgorithmOID
 
+from pki import _der
 from pki.authority import BACKDATE, CertificateAuthority
 from pki.files import PUBLIC_MODE, atomic_write
+from pki.keys import PrivateKey
 
 DEFAULT_VALIDITY = timedelta(days=30)
+# Past this many cached entries the cache starts over (one slower build), bounding memory.
 REVOKED_CACHE_SIZE = 262_144
+# RFC 5280 section 5.3.1 CRLReason; 'unspecified' (0) is expressed by leaving the reason out.
+_REASON_CODES: dict[x509.ReasonFlags, int] = {
+    x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2,
+    x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4,
+    x509.ReasonFlags.cessation_of_operation: 5,
+    x509.ReasonFlags.certificate_hold: 6,
+    x509.ReasonFlags.remove_from_crl: 8,
+    x509.ReasonFlags.privilege_withdrawn: 9,
+    x509.ReasonFlags.aa_compromise: 10,
+}
+_CRL_REASON_OID = _der.tlv(_der.OBJECT_IDENTIFIER, bytes((0x55, 0x1D, 0x15)))  # 2.5.29.21
+# crlEntryExtensions holding one non-critical CRLReason, ready to append to an entry.
+_REASON_EXTENSIONS: dict[x509.ReasonFlags | None, bytes] = {
+    reason: _der.tlv(_der.SEQUENCE, _der.tlv(
+        _der.SEQUENCE,
+        _CRL_REASON_OID + _der.tlv(_der.OCTET_STRING, _der.tlv(_der.ENUMERATED, bytes((code,)))),
+    ))
+    for reason, code in _REASON_CODES.items()
+}
+_REASON_EXTENSIONS[None] = _REASON_EXTENSIONS[x509.ReasonFlags.unspecified] = b""
+_TWO_DIGITS = [b"%02d" % number for number in range(100)]
+_UTC_TIME_HEADER = _der.header(_der.UTC_TIME, 13)  # YYMMDDHHMMSSZ
+_GENERALIZED_TIME_HEADER = _der.header(_der.GENERALIZED_TIME, 15)  # YYYYMMDDHHMMSSZ
+# TBSCertList as cryptography builds it without entries: version, signature, issuer,
+# thisUpdate, nextUpdate, [0] crlExtensions. The entries go right before the extensions.
+_TIMES = (_der.UTC_TIME, _der.GENERALIZED_TIME)
+_FRAME_TAGS: tuple[tuple[int, ...], ...] = (
+    (_der.INTEGER,), (_der.SEQUENCE,), (_der.SEQUENCE,), _TIMES, _TIMES, (_der.CONTEXT_0,)
+)
+
+# Per serial: (revocation time, reason, DER entry). Entries never change once revoked, and
+# every revocation rebuilds the whole CRL: a rebuild then joins bytes instead of encoding.
+_encoded_entries: dict[int, tuple[datetime, x509.ReasonFlags | None, bytes]] = {}
+# The last CRL build_crl returned and the DER it was parsed from. cryptography cannot give
+# a CRL's bytes back without re-encoding every entry (public_bytes, tbs_certlist_bytes: about
+# 0.3 s each at 100,000 entries); write_crl needs them to verify and to write the PEM.
+_last_built: tuple[x509.CertificateRevocationList, bytes] | None = None
 
 
 class CRLError(Exception):
@@ -37,27 +81,72 @@ class RevokedEntry:
     reason: x509.ReasonFlags | None = None
 
 
-def _revoked(entry: RevokedEntry) -> x509.RevokedCertificate:
-    if entry.serial <= 0:
-        raise CRLError(f"Serial numbers are positive; got {entry.serial}.")
-    if entry.revoked_at.tzinfo is None:
-        raise CRLError("Revocation times must be timezone-aware.")
-    return _revoked_entry(entry.serial, entry.revoked_at, entry.reason)
+def _entry_der(serial: int, revoked_at: datetime, reason: x509.ReasonFlags | None) -> bytes:
+    """One revokedCertificates entry as DER, byte for byte as cryptography encodes it:
+    SEQUENCE { INTEGER serial, Time revocationDate, [crlEntryExtensions with CRLReason] }.
+
+    Written for speed (a bot start-up encodes every revoked certificate once).
+    """
+    if serial <= 0:
+        raise CRLError(f"Serial numbers are positive; got {serial}.")
+    utc = revoked_at
+    if utc.tzinfo is not UTC:
+        if utc.utcoffset() is None:
+            raise CRLError("Revocation times must be timezone-aware.")
+        try:
+            utc = utc.astimezone(UTC)
+        except OverflowError:
+            raise CRLError("A revocation time is out of range.") from None
+    extensions = _REASON_EXTENSIONS.get(reason)
+    if extensions is None:
+        raise CRLError(f"Unknown revocation reason {reason!r}.")
+    year, digits = utc.year, _TWO_DIGITS
+    if year < 1950:
+        raise CRLError("Revocation times before 1950 cannot be put in a CRL.")
+    # RFC 5280 Time: UTCTime for 1950-2049, GeneralizedTime from 2050; whole seconds, as
+    # cryptography drops microseconds.
+    time_header = (
+        _UTC_TIME_HEADER if year < 2050 else _GENERALIZED_TIME_HEADER + digits[year // 100]
+    )
+    number = serial.to_bytes(serial.bit_length() // 8 + 1, "big")  # two's complement, minimal
+    content = b"".join((
+        _der.header(_der.INTEGER, len(number)), number,
+        time_header, digits[year % 100], digits[utc.month], digits[utc.day],
+        digits[utc.hour], digits[utc.minute], digits[utc.second], b"Z",
+        extensions,
+    ))
+    return _der.header(_der.SEQUENCE, len(content)) + content
 
 
-@functools.lru_cache(maxsize=REVOKED_CACHE_SIZE)
-def _revoked_entry(
-    serial: int, revoked_at: datetime, reason: x509.ReasonFlags | None
-) -> x509.RevokedCertificate:
-    """Entries never change once revoked, and every revocation rebuilds the whole CRL:
-    building each entry once per process halves the rebuild time at 100,000 entries."""
-    extensions: list[x509.Extension[x509.ExtensionType]] = []
-    # RFC 5280: 'unspecified' should be expressed by leaving the reason out.
-    if reason is not None and reason != x509.ReasonFlags.unspecified:
-        crl_reason = x509.CRLReason(reason)
-        extensions.append(x509.Extension(crl_reason.oid, False, crl_reason))
-    # The constructor (not add_extension) avoids copying per call: 100k entries stay fast.
-    return x509.RevokedCertificateBuilder(serial, revoked_at, extensions).build()
+def _earliest_per_serial(entries: Iterable[RevokedEntry]) -> list[RevokedEntry]:
+    """One entry per serial, in first-seen order; the earliest revocation time wins."""
+    entries = list(entries)
+    if len({entry.serial for entry in entries}) == len(entries):
+        return entries  # the usual case: the database lists each serial once
+    by_serial: dict[int, RevokedEntry] = {}
+    for entry in entries:
+        known = by_serial.get(entry.serial)
+        try:
+            if known is None or entry.revoked_at < known.revoked_at:
+                by_serial[entry.serial] = entry
+        except TypeError:  # naive and aware times do not compare
+            raise CRLError("Revocation times must be timezone-aware.") from None
+    return list(by_serial.values())
+
+
+def _encoded(entries: list[RevokedEntry]) -> list[bytes]:
+    """The DER of each entry, from the cache when its time and reason are unchanged."""
+    cache = _encoded_entries
+    if len(cache) > REVOKED_CACHE_SIZE:  # mostly serials no longer listed (expired)
+        cache.clear()
+    encoded: list[bytes] = []
+    for entry in entries:
+        hit = cache.get(entry.serial)
+        if hit is None or hit[0] != entry.revoked_at or hit[1] is not entry.reason:
+            der = _entry_der(entry.serial, entry.revoked_at, entry.reason)
+            hit = cache[entry.serial] = (entry.revoked_at, entry.reason, der)
+        encoded.append(hit[2])
+    return encoded
 
 
 def build_crl(
@@ -68,33 +157,85 @@ def build_crl(
     validity: timedelta = DEFAULT_VALIDITY,
     now: datetime | None = None,
 ) -> x509.CertificateRevocationList:
-    """A CRL signed by ``ca`` listing ``entries`` (one per serial; the earliest time wins)."""
+    """A CRL signed by ``ca`` listing ``entries`` (one per serial; the earliest time wins).
+
+    cryptography builds and signs the same CRL without entries (the frame: issuer, times,
+    extensions, algorithm); the cached DER entries are spliced into its TBS, which is then
+    signed the same way. tests/test_crl_der.py checks the bytes equal cryptography's own.
+    """
+    global _last_built
     if crl_number < 0:
         raise CRLError("The CRL number must not be negative.")
     if validity <= timedelta(0):
         raise CRLError("The CRL validity must be positive.")
     now = now or datetime.now(UTC)
-    by_serial: dict[int, RevokedEntry] = {}
-    for entry in entries:
-        known = by_serial.get(entry.serial)
-        if known is None or entry.revoked_at < known.revoked_at:
-            by_serial[entry.serial] = entry
-    revoked = [_revoked(entry) for entry in by_serial.values()]
+    unique = _earliest_per_serial(entries)
+    revoked = _encoded(unique)
+    frame = _frame(ca, crl_number, now - BACKDATE, now + validity)
+    head, tail, algorithm = _split_frame(frame)
+    body = b"".join(revoked)
+    # RFC 5280 and cryptography leave revokedCertificates out entirely when it is empty.
+    listed = [_der.header(_der.SEQUENCE, len(body)), body] if revoked else []
+    tbs_parts = [head, *listed, tail]
+    tbs = b"".join([_der.header(_der.SEQUENCE, sum(map(len, tbs_parts))), *tbs_parts])
+    signature = _der.tlv(_der.BIT_STRING, b"\x00" + _sign(ca.private_key, tbs, frame))
+    outer_length = len(tbs) + len(algorithm) + len(signature)
+    der = b"".join([_der.header(_der.SEQUENCE, outer_length), tbs, algorithm, signature])
+    try:
+        crl = x509.load_der_x509_crl(der)
+    except ValueError:
+        raise CRLError("The CRL built does not parse; nothing was written.") from None
+    # Cheap (the parse already counted them): a splice gone wrong shows here, not at the broker.
+    if len(crl) != len(unique) or (unique and crl[-1].serial_number != unique[-1].serial):
+        raise CRLError("The CRL built does not list every revoked certificate.")
+    _last_built = (crl, der)
+    return crl
+
+
+def _frame(
+    ca: CertificateAuthority, crl_number: int, last_update: datetime, next_update: datetime
+) -> x509.CertificateRevocationList:
+    """The CRL without entries, so names, times and extensions are encoded by cryptography."""
     number = x509.CRLNumber(crl_number)
     aki = _authority_key_identifier(ca.certificate)
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         x509.Extension(number.oid, False, number),
         x509.Extension(aki.oid, False, aki),
     ]
-    # add_revoked_certificate() copies the whole list per call (quadratic); build in one go.
     builder = x509.CertificateRevocationListBuilder(
         issuer_name=ca.certificate.subject,
-        last_update=now - BACKDATE,
-        next_update=now + validity,
+        last_update=last_update,
+        next_update=next_update,
         extensions=extensions,
-        revoked_certificates=revoked,
     )
     return builder.sign(ca.private_key, hashes.SHA256())
+
+
+def _split_frame(frame: x509.CertificateRevocationList) -> tuple[bytes, bytes, bytes]:
+    """(TBS content up to nextUpdate, the [0] crlExtensions, outer signatureAlgorithm)."""
+    der = frame.public_bytes(serialization.Encoding.DER)
+    try:
+        tbs, algorithm, _ = _der.children(der, *_der.read(der)[1:])
+        _, start, end = _der.read(der, tbs[1])
+        fields = list(_der.children(der, start, end))
+    except ValueError:
+        raise CRLError("cryptography built a CRL frame that does not parse.") from None
+    if len(fields) != len(_FRAME_TAGS) or any(
+        tag not in expected for (tag, _, _), expected in zip(fields, _FRAME_TAGS, strict=True)
+    ):
+        raise CRLError("cryptography built a CRL frame of an unexpected shape.")
+    extensions_start = fields[-1][1]
+    return der[start:extensions_start], der[extensions_start:end], der[algorithm[1]:algorithm[2]]
+
+
+def _sign(key: PrivateKey, tbs: bytes, frame: x509.CertificateRevocationList) -> bytes:
+    """Sign as cryptography signed the frame, so the algorithm named inside the TBS is true."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        if frame.signature_algorithm_oid == SignatureAlgorithmOID.RSA_WITH_SHA256:
+            return key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    elif frame.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256:
+        return key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    raise CRLError("The CA key and the CRL signature algorithm do not match.")
 
 
 def _authority_key_identifier(certificate: x509.Certificate) -> x509.AuthorityKeyIdentifier:
@@ -108,8 +249,23 @@ def _authority_key_identifier(certificate: x509.Certificate) -> x509.AuthorityKe
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
+def _der_of(crl: x509.CertificateRevocationList) -> bytes:
+    """The DER ``crl`` was parsed from if build_crl made it last, else cryptography's."""
+    last = _last_built
+    if last is not None and last[0] is crl:
+        return last[1]
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def _pem(der: bytes) -> bytes:
+    """PEM as cryptography writes it (64-column base64), without re-encoding the entries."""
+    text = base64.b64encode(der)
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN X509 CRL-----\n" + b"\n".join(lines) + b"\n-----END X509 CRL-----\n"
+
+
 def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
-    return crl.public_bytes(serialization.Encoding.PEM)
+    return _pem(_der_of(crl))
 
 
 def verify_crl(
@@ -128,19 +284,51 @@ def verify_crl(
 
 
 def _check(
-    crl: x509.CertificateRevocationList, ca_certificate: x509.Certificate, now: datetime | None
+    crl: x509.CertificateRevocationList,
+    ca_certificate: x509.Certificate,
+    now: datetime | None,
+    der: bytes | None = None,
 ) -> None:
+    """Issuer, signature and nextUpdate; ``der``, if given, must be what ``crl`` was parsed
+    from: its signature is then checked directly instead of on cryptography's re-encoding."""
     if crl.issuer != ca_certificate.subject:
         raise CRLError("The CRL was issued by a different CA.")
     key = ca_certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         raise CRLError("The CA certificate has an unsupported key type.")
-    if not crl.is_signature_valid(key):
+    valid = crl.is_signature_valid(key) if der is None else _signature_valid(crl, der, key)
+    if not valid:
         raise CRLError("The CRL signature does not verify against the CA.")
     now = now or datetime.now(UTC)
     next_update = crl.next_update_utc
     if next_update is None or next_update <= now:
         raise CRLError("The CRL is past its nextUpdate; the broker would refuse every client.")
+
+
+def _signature_valid(
+    crl: x509.CertificateRevocationList,
+    der: bytes,
+    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+) -> bool:
+    """Verify the signature over the TBS bytes in ``der`` with the algorithm ``crl`` names."""
+    algorithm = crl.signature_algorithm_oid
+    try:
+        tbs, _, (_, signature_start, signature_end) = _der.children(der, *_der.read(der)[1:])
+        _, bits_start, _ = _der.read(der, signature_start)
+        if der[bits_start] != 0:  # a signature is whole bytes: no unused bits
+            return False
+        signed, signature = der[tbs[1]:tbs[2]], der[bits_start + 1:signature_end]
+        if isinstance(key, rsa.RSAPublicKey):
+            if algorithm != SignatureAlgorithmOID.RSA_WITH_SHA256:
+                return crl.is_signature_valid(key)
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+        elif algorithm == SignatureAlgorithmOID.ECDSA_WITH_SHA256:
+            key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+        else:
+            return crl.is_signature_valid(key)
+    except (ValueError, InvalidSignature):
+        return False
+    return True
 
 
 def write_crl(
@@ -154,8 +342,9 @@ def write_crl(
     # Verify the CRL in memory (issuer, signature, nextUpdate), then require the temp file
     # to hold exactly its bytes: the file on disk is then a verified CRL, without decoding
     # and parsing 100,000 entries a second time.
-    _check(crl, ca_certificate, None)
-    pem = crl_pem(crl)
+    der = _der_of(crl)
+    _check(crl, ca_certificate, None, der)
+    pem = _pem(der)
 
     def check(tmp: Path) -> None:
         if tmp.read_bytes() != pem:
