@@ -118,35 +118,26 @@ def _entry_der(serial: int, revoked_at: datetime, reason: x509.ReasonFlags | Non
     return _der.header(_der.SEQUENCE, len(content)) + content
 
 
-def _earliest_per_serial(entries: Iterable[RevokedEntry]) -> list[RevokedEntry]:
-    """One entry per serial, in first-seen order; the earliest revocation time wins."""
-    entries = list(entries)
-    if len({entry.serial for entry in entries}) == len(entries):
-        return entries  # the usual case: the database lists each serial once
-    by_serial: dict[int, RevokedEntry] = {}
-    for entry in entries:
-        known = by_serial.get(entry.serial)
-        try:
-            if known is None or entry.revoked_at < known.revoked_at:
-                by_serial[entry.serial] = entry
-        except TypeError:  # naive and aware times do not compare
-            raise CRLError("Revocation times must be timezone-aware.") from None
-    return list(by_serial.values())
+def _encoded(entries: Iterable[RevokedEntry]) -> tuple[list[bytes], int | None]:
+    """The DER of each serial's earliest entry, in first-seen order, and the last serial.
 
-
-def _encoded(entries: list[RevokedEntry]) -> list[bytes]:
-    """The DER of each entry, from the cache when its time and reason are unchanged."""
+    One pass over the entries, since this runs on every revocation: an entry's bytes come
+    from the cache when its time and reason are unchanged since the last build.
+    """
     cache = _encoded_entries
     if len(cache) > REVOKED_CACHE_SIZE:  # mostly serials no longer listed (expired)
         cache.clear()
-    encoded: list[bytes] = []
+    chosen: dict[int, tuple[datetime, x509.ReasonFlags | None, bytes]] = {}
     for entry in entries:
-        hit = cache.get(entry.serial)
-        if hit is None or hit[0] != entry.revoked_at or hit[1] is not entry.reason:
-            der = _entry_der(entry.serial, entry.revoked_at, entry.reason)
-            hit = cache[entry.serial] = (entry.revoked_at, entry.reason, der)
-        encoded.append(hit[2])
-    return encoded
+        serial, revoked_at, reason = entry.serial, entry.revoked_at, entry.reason
+        hit = cache.get(serial)
+        if hit is None or hit[0] != revoked_at or hit[1] is not reason:
+            hit = cache[serial] = (revoked_at, reason, _entry_der(serial, revoked_at, reason))
+        known = chosen.setdefault(serial, hit)
+        # A serial listed twice: the earliest revocation wins (both times are aware here).
+        if known is not hit and revoked_at < known[0]:
+            chosen[serial] = hit
+    return [hit[2] for hit in chosen.values()], next(reversed(chosen), None)
 
 
 def build_crl(
@@ -169,8 +160,7 @@ def build_crl(
     if validity <= timedelta(0):
         raise CRLError("The CRL validity must be positive.")
     now = now or datetime.now(UTC)
-    unique = _earliest_per_serial(entries)
-    revoked = _encoded(unique)
+    revoked, last_serial = _encoded(entries)
     frame = _frame(ca, crl_number, now - BACKDATE, now + validity)
     head, tail, algorithm = _split_frame(frame)
     body = b"".join(revoked)
@@ -186,7 +176,7 @@ def build_crl(
     except ValueError:
         raise CRLError("The CRL built does not parse; nothing was written.") from None
     # Cheap (the parse already counted them): a splice gone wrong shows here, not at the broker.
-    if len(crl) != len(unique) or (unique and crl[-1].serial_number != unique[-1].serial):
+    if len(crl) != len(revoked) or (revoked and crl[-1].serial_number != last_serial):
         raise CRLError("The CRL built does not list every revoked certificate.")
     _last_built = (crl, der)
     return crl
