@@ -16,6 +16,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import texts
 from bot.errors import UserError
+from bot.lanes import DeliveryLanes
 from bot.service import Service
 from pki.authority import CAError
 from pki.bundle import CertificateRejected
@@ -40,6 +41,7 @@ class Runtime:
     throttle: Throttle = field(default_factory=lambda: Throttle())
     # People whose certificate is being issued or delivered right now (double taps).
     delivering: set[int] = field(default_factory=set)
+    lanes: DeliveryLanes = field(default_factory=lambda: DeliveryLanes())
 
 
 def runtime(context: Context) -> Runtime:

@@ -100,14 +100,26 @@ async def issue_and_deliver(
         return
     rt.delivering.add(telegram_id)
     try:
-        await _issue_and_deliver(bot, rt, telegram_id, chat_id, device)
+        with rt.service.keys.paused():
+            await _deliver(bot, rt, telegram_id, chat_id, device)
     finally:
         rt.delivering.discard(telegram_id)
 
 
-async def _issue_and_deliver(
+async def _deliver(
     bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
 ) -> None:
+    async with rt.lanes.secrets():
+        bundle = await _issue_and_send_secrets(bot, rt, telegram_id, chat_id, device)
+    if bundle is not None:
+        async with rt.lanes.extras():
+            await _send_pin_and_steps(bot, rt, chat_id, bundle)
+
+
+async def _issue_and_send_secrets(
+    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
+) -> IssuedBundle | None:
+    """The issued bundle once its file and passphrase arrived; None if nothing (more) to do."""
     try:
         bundle = await rt.service.issue(telegram_id, device)
     except PlatformNeeded as exc:
@@ -116,15 +128,12 @@ async def _issue_and_deliver(
             lambda: bot.send_message(chat_id, texts.ASK_PLATFORM, reply_markup=keyboard),
             "ask platform",
         )
-        return
+        return None
     except PEOPLE_ERRORS as exc:
         refusal = str(exc)
         await with_retry(lambda: bot.send_message(chat_id, refusal), "issue refusal")
-        return
-
-    if not await _send_secrets(bot, rt, chat_id, bundle):
-        return
-    await _send_pin_and_steps(bot, rt, chat_id, bundle)
+        return None
+    return bundle if await _send_secrets(bot, rt, chat_id, bundle) else None
 
 
 async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> bool:

@@ -1,0 +1,52 @@
+"""How many certificate deliveries run at once, and which part goes first.
+
+A burst of /getcert would otherwise put hundreds of Bot API requests, signing jobs and
+database writes in flight together: every one of them, and every other person's /start,
+then waits behind all the others (and the HTTP pool's bookkeeping grows with each
+connection). Deliveries queue here instead. Secrets (file and passphrase: what the person
+is waiting for) run a few at a time, enough to overlap the signing worker with the uploads;
+the CA, pin and steps wait until no secrets delivery is waiting, then follow in a smaller
+lane. Nothing here knows about Telegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+SECRETS_LANE = 4
+EXTRAS_LANE = 2
+
+
+class DeliveryLanes:
+    def __init__(self, secrets: int = SECRETS_LANE, extras: int = EXTRAS_LANE) -> None:
+        self._secrets = asyncio.Semaphore(secrets)
+        self._extras = asyncio.Semaphore(extras)
+        self._secrets_pending = 0
+        self._no_secrets_pending = asyncio.Event()
+        self._no_secrets_pending.set()
+
+    @contextlib.asynccontextmanager
+    async def secrets(self) -> AsyncIterator[None]:
+        """A turn to issue and send a file and its passphrase."""
+        self._secrets_pending += 1
+        self._no_secrets_pending.clear()
+        try:
+            async with self._secrets:
+                yield
+        finally:
+            self._secrets_pending -= 1
+            if self._secrets_pending == 0:
+                self._no_secrets_pending.set()
+
+    @contextlib.asynccontextmanager
+    async def extras(self) -> AsyncIterator[None]:
+        """A turn for what follows the secrets, once nobody waits for theirs."""
+        await self._no_secrets_pending.wait()
+        async with self._extras:
+            yield
+
+    @property
+    def secrets_pending(self) -> int:
+        return self._secrets_pending
