@@ -58,7 +58,10 @@ def vm_status(pid: int) -> dict[str, float]:
     return values
 
 
-DELIVERY_TAIL = 3.0
+def is_steps(call: Call, chat_id: int, device: str) -> bool:
+    """The last message of a delivery: the per-phone steps naming the file."""
+    return (call.method.lower() == "sendmessage" and chat_of(call) == chat_id
+            and " steps</b>" in text_of(call) and f"-{device}." in text_of(call))
 
 
 @dataclass
@@ -71,27 +74,37 @@ class Burst:
 class Driver:
     """Inject updates into ``tg`` and collect the bot's answers as latencies."""
 
-    def __init__(self, tg: FakeTelegram) -> None:
+    def __init__(self, tg: FakeTelegram, *, sends_steps: bool = True) -> None:
         self.tg = tg
         self.issued = 0
+        self.sends_steps = sends_steps  # the echo bot stops after the passphrase
+
+    def _wait_for_steps(self, wanted: dict[int, tuple[str, float]], timeout: float) -> None:
+        if self.sends_steps:
+            self._arrivals(wanted, is_steps, timeout, "steps messages")
 
     def _passphrase_times(self, wanted: dict[int, tuple[str, float]], timeout: float
                           ) -> list[float]:
         """Latency per chat in ``wanted`` (chat -> (device, injected at))."""
+        found = self._arrivals(wanted, is_passphrase, timeout, "passphrase messages")
+        self.issued += len(found)
+        return [found[chat] - injected for chat, (_, injected) in wanted.items()]
+
+    def _arrivals(self, wanted: dict[int, tuple[str, float]],
+                  matches: Callable[[Call, int, str], bool], timeout: float, what: str
+                  ) -> dict[int, float]:
+        """When the first message ``matches`` arrived, per chat in ``wanted``."""
         found: dict[int, float] = {}
 
         def probe() -> bool:
             for call in self.tg.calls_to("sendMessage"):
                 chat = chat_of(call)
-                if chat in wanted and chat not in found:
-                    device, injected = wanted[chat]
-                    if is_passphrase(call, chat, device):
-                        found[chat] = call.time - injected
+                if chat in wanted and chat not in found and matches(call, chat, wanted[chat][0]):
+                    found[chat] = call.time
             return len(found) == len(wanted)
 
-        wait_until(probe, timeout, f"{len(wanted) - len(found)} passphrase messages")
-        self.issued += len(found)
-        return list(found.values())
+        wait_until(probe, timeout, f"{len(wanted)} {what}")
+        return found
 
     # -- setup ----------------------------------------------------------------------------
     def approve(self, people: list[FakeUser]) -> None:
@@ -121,8 +134,10 @@ class Driver:
         for device in devices:
             injected = time.time()
             self.tg.send_text(person, f"/getcert {device}")
-            out += self._passphrase_times({person.id: (device, injected)}, timeout=30)
-            time.sleep(gap)  # the rest of the delivery, and a person's pace (throttle: 20/10 s)
+            wanted = {person.id: (device, injected)}
+            out += self._passphrase_times(wanted, timeout=30)
+            self._wait_for_steps(wanted, 30)
+            time.sleep(gap)  # a person's pace (the throttle allows 20 updates per 10 s)
         self.tg.reset_calls()
         return out
 
@@ -164,17 +179,24 @@ class Driver:
             wanted[person.id] = (device, time.time())
             self.tg.send_text(person, f"/getcert {device}")
         result = Burst(self._passphrase_times(wanted, timeout))
+        # The CA, pin and steps follow the passphrase; until they are out the bot answers a
+        # new /getcert from that person with "already preparing". /start keeps coming.
+        self._wait_for_steps(wanted, timeout)
         stop.set()
         if observers:
             watcher.join()
-            time.sleep(DELIVERY_TAIL)  # the last /start answers, the rest of each delivery
+            with contextlib.suppress(TimeoutError):  # unanswered ones are counted below
+                wait_until(lambda: self._start_answered(sent), 10, "the last /start answers")
             result.start, result.start_missing = self._start_latencies(sent)
-        else:
-            # CA, pin and steps follow the passphrase; until they are out the bot answers
-            # a new /getcert from that person with "already preparing".
-            time.sleep(DELIVERY_TAIL)
         self.tg.reset_calls()
         return result
+
+    def _start_answered(self, sent: list[tuple[int, float]]) -> bool:
+        calls = self.tg.calls_to("sendMessage")
+        return all(
+            sum(1 for c in calls if chat_of(c) == chat) >= sum(1 for c2, _ in sent if c2 == chat)
+            for chat in {c for c, _ in sent}
+        )
 
     def _start_latencies(self, sent: list[tuple[int, float]]) -> tuple[list[float], int]:
         """Pair each observer's k-th /start with the k-th answer to that chat."""

@@ -128,7 +128,7 @@ def text_table(rows: list[Row]) -> str:
          fmt_target(r)]
         for r in rows
     ]
-    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(line[i]) for line in body)]) for i, h in enumerate(headers)]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     out.append("  ".join("-" * w for w in widths))
     out.extend("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in body)
