@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,7 +53,24 @@ def _sign_and_pack(
 
 def _init_worker(cert_pem: bytes, key_pem: bytes) -> None:
     global _worker_ca
+    _exit_with_parent()
     _worker_ca = CertificateAuthority.from_pem(cert_pem, key_pem)
+
+
+def _exit_with_parent() -> None:
+    """A bot killed with SIGKILL (OOM killer, a crash) must not leave its worker behind,
+    holding the CA key in memory for good: exit as soon as the parent's end of the spawn
+    pipe closes, which the kernel does when the parent dies however it dies."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _in_worker(key_der: bytes, request: SignRequest, passphrase: str) -> tuple[bytes, bytes]:
