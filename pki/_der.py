@@ -38,11 +38,6 @@ def tlv(tag: int, content: bytes) -> bytes:
     return header(tag, len(content)) + content
 
 
-def positive_integer(value: int) -> bytes:
-    """INTEGER in minimal two's complement: a leading 0x00 when the top bit is set."""
-    return tlv(INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
 def read(data: bytes, offset: int = 0) -> tuple[int, int, int]:
     """The TLV at ``offset`` as (tag, content start, end); ValueError if it is not DER."""
     if offset + 2 > len(data):

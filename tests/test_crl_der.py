@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pki import CertificateAuthority, CRLError, RevokedEntry, build_crl, write_crl
+from pki import CertificateAuthority, CRLError, RevokedEntry, _der, build_crl, write_crl
 from pki.authority import BACKDATE
 from pki.crl import crl_pem
 from tests.openssl import crl_text, openssl
@@ -230,3 +230,14 @@ def test_refuses_entries_cryptography_cannot_encode(other_ca: CertificateAuthori
     odd_reason = RevokedEntry(4, NOW, "superseded")  # type: ignore[arg-type]
     with pytest.raises(CRLError, match="reason"):
         build_crl(other_ca, [odd_reason], crl_number=1)
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 255, 256, 65_535, 65_536, 5_000_000])
+def test_der_lengths_round_trip(length: int) -> None:
+    """Short and long form lengths as DER requires them (minimal), read back exactly."""
+    encoded = _der.tlv(_der.SEQUENCE, bytes(length))
+    assert _der.read(encoded) == (_der.SEQUENCE, len(encoded) - length, len(encoded))
+    expected_size = 1 if length < 128 else 1 + (length.bit_length() + 7) // 8
+    assert len(encoded) - length == 1 + expected_size
+    with pytest.raises(ValueError):
+        _der.read(encoded[:-1] if length else encoded[:1])
