@@ -170,8 +170,23 @@ async def throttle_updates(update: Update, context: Context) -> None:
     raise ApplicationHandlerStop
 
 
+# Commands that only read: after a crash they are simply answered again, which spares each
+# of them a write transaction (and its fsync) queued behind every delivery's writes.
+READ_ONLY_COMMANDS = frozenset({"start", "help", "pending", "users"})
+
+
+def is_read_only(update: Update) -> bool:
+    message = update.message
+    if update.callback_query is not None or message is None or not message.text:
+        return False
+    word = message.text.split(maxsplit=1)[0] if message.text.strip() else ""
+    return word.startswith("/") and word[1:].split("@", 1)[0].lower() in READ_ONLY_COMMANDS
+
+
 async def claim_update(update: Update, context: Context) -> None:
     """After a crash Telegram re-sends updates we may already have acted on; skip those."""
+    if is_read_only(update):
+        return
     if not await runtime(context).service.repo.claim_update(update.update_id):
         log.info("update %s already handled before a restart; skipped", update.update_id)
         raise ApplicationHandlerStop
