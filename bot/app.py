@@ -21,6 +21,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.api_request import api_request
 from bot.config import Settings
 from bot.handlers import admin, people
 from bot.handlers.common import Runtime, answer_query, claim_update, on_error, throttle_updates
@@ -87,10 +88,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .base_file_url(settings.telegram_file_url)
         .concurrent_updates(True)
         .get_updates_request(TolerantUpdatesRequest())
-        .connect_timeout(settings.telegram_timeout_seconds)
-        .read_timeout(settings.telegram_timeout_seconds)
-        .write_timeout(settings.telegram_timeout_seconds)
-        .media_write_timeout(4 * settings.telegram_timeout_seconds)
+        .request(api_request(settings.telegram_timeout_seconds))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
