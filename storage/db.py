@@ -137,9 +137,15 @@ class Database:
 
     SCHEMA_VERSION: int = SCHEMA_VERSION
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: Path, reader: aiosqlite.Connection | None = None
+    ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        # Reads get a connection (and thread) of their own: in WAL mode they then never queue
+        # behind a write transaction and its fsync (a /start during a burst of deliveries).
+        self._reader = reader or conn
+        self._read_lock = asyncio.Lock() if reader is not None else self._lock
         self._closed = False
         self.path = path
 
@@ -156,29 +162,34 @@ class Database:
             # Personal data (names, ids): readable by the bot's user only. SQLite gives the
             # -wal and -shm files the same mode as the main file.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn = await _connect(path)
+        reader: aiosqlite.Connection | None = None
         try:
-            conn.row_factory = aiosqlite.Row
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = FULL")
             async with conn.execute("PRAGMA journal_mode = WAL") as cur:
                 row = await cur.fetchone()
-            if row is None or str(row[0]).lower() != "wal":
+            wal = row is not None and str(row[0]).lower() == "wal"
+            if not wal:
                 log.warning("SQLite refused WAL mode for %s (got %r)", path, row)
-            db = cls(conn, path)
-            await db._migrate()
+            await cls(conn, path)._migrate()
+            if wal:  # without WAL a reader would block the writer: share the one connection
+                reader = await _connect(path)
+                await reader.execute("PRAGMA query_only = ON")
         except BaseException:
             await conn.close()
             raise
-        return db
+        return cls(conn, path, reader)
 
     async def close(self) -> None:
-        """Close the connection (waiting for a running transaction); closing twice is fine."""
+        """Close the connections (waiting for a running transaction or read); twice is fine."""
         async with self._lock:
-            if not self._closed:
-                self._closed = True
-                await self._conn.close()
+            if self._closed:
+                return
+            self._closed = True
+            if self._reader is not self._conn:
+                async with self._read_lock:  # a read in progress finishes first
+                    await self._reader.close()
+            await self._conn.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -238,9 +249,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Exclusive use of the connection for reads (no open transaction of another task)."""
-        async with self._lock:
-            yield self._conn
+        """A connection for reads, inside one read transaction: every statement in the block
+        sees the same committed snapshot, never another task's half-done transaction."""
+        async with self._read_lock:
+            if self._reader is self._conn:
+                yield self._conn  # the lock already keeps transactions out
+                return
+            try:
+                await self._reader.execute("BEGIN")
+                yield self._reader
+            finally:
+                await _end_read(self._reader)
 
     async def backup(self, dest: Path) -> None:
         """Write a consistent copy of the live database to ``dest`` (replaced atomically).
@@ -249,6 +268,27 @@ class Database:
         single snapshot; in WAL mode writers keep going meanwhile.
         """
         await asyncio.to_thread(_copy_database, self.path, Path(dest))
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _end_read(conn: aiosqlite.Connection) -> None:
+    """End a read transaction; queued after a BEGIN that a cancellation interrupted."""
+    try:
+        await conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "no transaction is active" not in str(exc):
+            raise
 
 
 async def _user_version(conn: aiosqlite.Connection) -> int:

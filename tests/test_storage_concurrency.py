@@ -107,3 +107,30 @@ async def test_crl_numbers_and_update_claims_are_unique(repos: list[Repository])
     claims = await asyncio.gather(*(r.claim_update(update_id) for r in repos
                                     for update_id in (7, 8, 9)))
     assert sum(claims) == 3
+
+
+async def test_reads_do_not_wait_for_a_write_transaction_nor_see_it(tmp_path: Path) -> None:
+    """A /start during a burst of deliveries: its read must not queue behind their writes."""
+    async with await Database.open(tmp_path / "bot.db") as db:
+        repo = Repository(db)
+        await repo.request_access(1, "Alice", None)
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_writer() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "UPDATE people SET display_name = 'Changed' WHERE telegram_id = 1")
+                inside.set()
+                await release.wait()
+
+        writer = asyncio.create_task(slow_writer())
+        await inside.wait()
+        try:
+            async with asyncio.timeout(5):  # before the fix: waits for the writer, forever
+                person = await repo.get_person(1)
+        finally:
+            release.set()
+            await writer
+        assert person is not None and person.display_name == "Alice"  # not the uncommitted name
+        person = await repo.get_person(1)
+        assert person is not None and person.display_name == "Changed"
