@@ -51,6 +51,9 @@ def _crowd(driver: Driver, crowd: list[FakeUser], observers: list[FakeUser], rou
     for r in range(rounds):
         time.sleep(REFILL_PAUSE)
         one = driver.burst(crowd, f"{prefix}{r}", observers, START_EVERY)
+        print(f"   round {r + 1}: /getcert p50 {_ms(one.getcert, 50):.0f} / max "
+              f"{max(one.getcert) * 1e3:.0f} ms; /start p50 {_ms(one.start, 50):.0f} / max "
+              f"{max(one.start, default=0) * 1e3:.0f} ms", flush=True)
         total.getcert += one.getcert
         total.start += one.start
         total.start_missing += one.start_missing
