@@ -14,7 +14,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # the repo root: pki, storage, bot, tests
 
 from bench import chat, crl, issuance, storage_bench  # noqa: E402
-from bench.common import Results, load_average, machine_info, text_table  # noqa: E402
+from bench.common import Results, Row, load_average, machine_info, text_table  # noqa: E402
 from bench.report import write_results_md  # noqa: E402
 
 SECTIONS: dict[str, Callable[..., None]] = {
@@ -33,7 +33,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these sections")
     parser.add_argument("--no-write", action="store_true",
                         help="print only; leave results.json and RESULTS.md alone")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite RESULTS.md from results.json (after editing "
+                             "ANALYSIS.md); runs nothing")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads((BENCH_DIR / "results.json").read_text(encoding="utf-8"))
+        write_results_md(BENCH_DIR / "RESULTS.md", saved["machine"],
+                         [Row(**row) for row in saved["rows"]])
+        print(f"wrote {BENCH_DIR / 'RESULTS.md'} from results.json")
+        return 0
     info = machine_info()
     load_before = load_average()
     print(f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, "
