@@ -55,7 +55,7 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
     async def listing() -> int:
         async with open_service(settings) as service:
-            rows = await service.people_with_certificates(None)
+            rows = (await service.people_with_certificates(None)).rows
         if not rows:
             print("Nobody has talked to the bot yet.")
         for person, certs in rows:

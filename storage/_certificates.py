@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from datetime import datetime
 
 import aiosqlite
@@ -172,10 +173,24 @@ class CertificateRepository(RepositoryBase):
             rows = await cur.fetchall()
         return [certificate_from_row(r) for r in rows]
 
-    async def active_certificates_by_person(self) -> dict[int, list[Certificate]]:
-        """Every active certificate, grouped by owner, in one query (admin listings)."""
+    async def active_certificates_by_person(
+        self, telegram_ids: Collection[int] | None = None
+    ) -> dict[int, list[Certificate]]:
+        """Active certificates grouped by owner, in one query (admin listings): everyone's,
+        or only those of ``telegram_ids`` (a page of a listing)."""
+        sql = "SELECT * FROM certificates WHERE status = 'active'"
+        params: list[int] = []
+        if telegram_ids is not None:
+            params = [require_int(t, "telegram_id") for t in telegram_ids]
+            if not params:
+                return {}
+            # "+status": the owner index, not the status index (see certificates_for).
+            # Only "?" placeholders are joined in; the ids travel as parameters.
+            marks = ",".join("?" * len(params))
+            sql = ("SELECT * FROM certificates WHERE +status = 'active' "  # noqa: S608
+                   f"AND telegram_id IN ({marks})")
         async with self._db.reading() as conn, conn.execute(
-            "SELECT * FROM certificates WHERE status = 'active' ORDER BY issued_at, serial"
+            sql + " ORDER BY issued_at, serial", params
         ) as cur:
             rows = await cur.fetchall()
         grouped: dict[int, list[Certificate]] = {}

@@ -38,19 +38,28 @@ class PeopleRepository(RepositoryBase):
                 row = await cur.fetchone()
         return None if row is None else person_from_row(row)
 
-    async def list_people(self, status: PersonStatus | None = None) -> list[Person]:
-        """People in the order they first appeared, optionally only those with ``status``."""
-        async with self._db.reading() as conn:
-            if status is None:
-                cur = await conn.execute("SELECT * FROM people ORDER BY created_at, telegram_id")
-            else:
-                cur = await conn.execute(
-                    "SELECT * FROM people WHERE status = ? ORDER BY created_at, telegram_id",
-                    (PersonStatus(status).value,),
-                )
-            async with cur:
-                rows = await cur.fetchall()
+    async def list_people(
+        self, status: PersonStatus | None = None, *, limit: int | None = None
+    ) -> list[Person]:
+        """People in the order they first appeared, optionally only those with ``status``,
+        at most ``limit`` of them (a chat listing must not build 100,000 models)."""
+        sql = "SELECT * FROM people"
+        params: list[str | int] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(PersonStatus(status).value)
+        sql += " ORDER BY created_at, telegram_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(require_int(limit, "limit"))
+        async with self._db.reading() as conn, conn.execute(sql, params) as cur:
+            rows = await cur.fetchall()
         return [person_from_row(r) for r in rows]
+
+    async def count_people(self) -> int:
+        async with self._db.reading() as conn, conn.execute("SELECT count(*) FROM people") as cur:
+            row = await cur.fetchone()
+        return 0 if row is None else int(row[0])
 
     async def request_access(
         self, telegram_id: int, display_name: str, tg_username: str | None

@@ -3,13 +3,16 @@ superseding, re-pin, the audit log, and state that survives a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
+from bot.handlers.admin import LIST_MAX_PEOPLE
 from pki import CertificateAuthority, verify_crl
+from storage import Database, Repository
 from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_text
 from tests.fake_telegram import FakeTelegram
 
@@ -138,3 +141,27 @@ def test_repin_with_an_uploaded_ca_reaches_everyone_and_counts_blocked(
         wait_text(tg, hank.id, "Android steps")
         latest = [m for m in tg.sent_messages(hank.id) if m.filename == "ca.otre"][-1]
         assert latest.document == other_ca.certificate.public_bytes(Encoding.DER)
+
+
+def test_users_lists_one_page_and_says_how_many_more(
+    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """A big deployment's /users must not build everyone's rows on the event loop."""
+    admin = tg.user(ADMIN_ID, "Ann")
+    bot = BotProcess(tg, tmp_path / "bot", ca=ca)
+    bot.start()
+    bot.stop()  # the database now exists, at the current schema
+
+    async def seed() -> None:
+        async with await Database.open(bot.data_dir / "otcert.sqlite3") as db:
+            repo = Repository(db)
+            for i in range(LIST_MAX_PEOPLE + 7):
+                await repo.request_access(30_000 + i, f"Person {i}", None)
+
+    asyncio.run(seed())
+    with bot:
+        tg.send_text(admin, "/users")
+        wait_text(tg, ADMIN_ID, "… and 7 more")
+        listed = "\n".join(m.text or "" for m in tg.sent_messages(ADMIN_ID))
+        assert "Person 0" in listed and f"Person {LIST_MAX_PEOPLE - 1}" in listed
+        assert f"Person {LIST_MAX_PEOPLE}\n" not in listed + "\n"

@@ -201,6 +201,21 @@ async def test_active_certificates_are_grouped_by_person_in_one_query(repo: Repo
     grouped = await repo.active_certificates_by_person()
     assert {tid: [c.serial for c in certs] for tid, certs in grouped.items()} == {
         21: [phone.serial], 22: [fred.serial]}
+    # A page of a listing: only the people asked about.
+    page = await repo.active_certificates_by_person([22, 999])
+    assert {tid: [c.serial for c in certs] for tid, certs in page.items()} == {
+        22: [fred.serial]}
+    assert await repo.active_certificates_by_person([]) == {}
+
+
+async def test_people_are_listed_a_page_at_a_time_with_the_total(repo: Repository) -> None:
+    for telegram_id in (41, 42, 43):
+        await approved(repo, telegram_id, f"user{telegram_id}")
+    people = await repo.list_people()
+    assert [p.telegram_id for p in await repo.list_people(limit=2)] == [
+        p.telegram_id for p in people[:2]]
+    assert await repo.list_people(limit=0) == []
+    assert await repo.count_people() == len(people) >= 3
 
 
 async def test_revoked_serials_are_the_crl_entries_lightly(repo: Repository, clock: Clock) -> None:

@@ -342,19 +342,24 @@ async def users(update: Update, context: Context) -> None:
         return
     user = update.effective_user
     assert user is not None
-    rows = await runtime(context).service.people_with_certificates(user.id)
-    if not rows:
+    listing = await runtime(context).service.people_with_certificates(
+        user.id, limit=LIST_MAX_PEOPLE
+    )
+    if not listing.rows:
         await reply(update, texts.NO_USERS)
         return
-    await _send_long(update, [texts.person_row(p, certs) for p, certs in rows])
+    lines = [texts.person_row(p, certs) for p, certs in listing.rows]
+    await _send_long(update, lines, total=listing.total)
 
 
-async def _send_long(update: Update, lines: list[str]) -> None:
+async def _send_long(update: Update, lines: list[str], *, total: int | None = None) -> None:
     """Telegram caps a message at 4096 characters: split on line boundaries; a chat is no
-    place for thousands of rows, so long listings end with a pointer to the CLI."""
-    if len(lines) > LIST_MAX_PEOPLE:
-        more = len(lines) - LIST_MAX_PEOPLE
-        lines = [*lines[:LIST_MAX_PEOPLE], texts.LIST_TRUNCATED.format(more=more)]
+    place for thousands of rows, so long listings end with a pointer to the CLI. ``total``:
+    how many rows there are when ``lines`` is already only the first page."""
+    total = len(lines) if total is None else total
+    lines = lines[:LIST_MAX_PEOPLE]
+    if total > len(lines):
+        lines = [*lines, texts.LIST_TRUNCATED.format(more=total - len(lines))]
     chunk: list[str] = []
     size = 0
     for line in lines:
