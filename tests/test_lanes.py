@@ -70,3 +70,22 @@ async def test_a_failed_secrets_delivery_frees_its_turn() -> None:
     async with asyncio.timeout(1):
         async with lanes.extras():
             pass
+
+
+async def test_a_steady_stream_of_secrets_cannot_hold_the_extras_back_for_good() -> None:
+    lanes = DeliveryLanes(secrets=1, extras=1, extras_max_wait=0.2)
+    release = asyncio.Event()
+
+    async def endless_secrets() -> None:
+        async with lanes.secrets():
+            await release.wait()
+
+    holder = asyncio.create_task(endless_secrets())
+    await asyncio.sleep(0)
+    try:
+        async with asyncio.timeout(3):  # without the bound: waits as long as secrets do
+            async with lanes.extras():
+                assert lanes.secrets_pending == 1
+    finally:
+        release.set()
+        await holder

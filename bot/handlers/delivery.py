@@ -92,7 +92,8 @@ async def issue_and_deliver(
     context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None
 ) -> None:
     """One at a time per person, from signing to the passphrase: a double-tapped /getcert or
-    phone button must not issue a second certificate while the first is still on its way."""
+    phone button must not issue a second certificate while the first is still on its way.
+    The CA, pin and steps follow outside that: they are neither secret nor one-time."""
     rt = runtime(context)
     bot = context.bot
     if telegram_id in rt.delivering:
@@ -101,16 +102,9 @@ async def issue_and_deliver(
     rt.delivering.add(telegram_id)
     try:
         with rt.service.keys.paused():
-            await _deliver(bot, rt, telegram_id, chat_id, device)
+            bundle = await _issue_and_send_secrets(bot, rt, telegram_id, chat_id, device)
     finally:
         rt.delivering.discard(telegram_id)
-
-
-async def _deliver(
-    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
-) -> None:
-    async with rt.lanes.secrets():
-        bundle = await _issue_and_send_secrets(bot, rt, telegram_id, chat_id, device)
     if bundle is not None:
         async with rt.lanes.extras():
             await _send_pin_and_steps(bot, rt, chat_id, bundle)
@@ -119,21 +113,25 @@ async def _deliver(
 async def _issue_and_send_secrets(
     bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
 ) -> IssuedBundle | None:
-    """The issued bundle once its file and passphrase arrived; None if nothing (more) to do."""
-    try:
-        bundle = await rt.service.issue(telegram_id, device)
-    except PlatformNeeded as exc:
-        keyboard = platform_keyboard(exc.device)
+    """The issued bundle once its file and passphrase arrived; None if nothing (more) to do.
+    Only issuing and the secrets hold a lane; a refusal or the phone question is sent after."""
+    async with rt.lanes.secrets():
+        try:
+            bundle = await rt.service.issue(telegram_id, device)
+        except (PlatformNeeded, *PEOPLE_ERRORS) as exc:
+            answer: Exception = exc
+        else:
+            return bundle if await _send_secrets(bot, rt, chat_id, bundle) else None
+    if isinstance(answer, PlatformNeeded):
+        keyboard = platform_keyboard(answer.device)
         await with_retry(
             lambda: bot.send_message(chat_id, texts.ASK_PLATFORM, reply_markup=keyboard),
             "ask platform",
         )
-        return None
-    except PEOPLE_ERRORS as exc:
-        refusal = str(exc)
+    else:
+        refusal = str(answer)
         await with_retry(lambda: bot.send_message(chat_id, refusal), "issue refusal")
-        return None
-    return bundle if await _send_secrets(bot, rt, chat_id, bundle) else None
+    return None
 
 
 async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> bool:
