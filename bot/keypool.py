@@ -62,8 +62,9 @@ class KeyPool:
                 await task
         self._refills = []
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            # Wait for a key still being made, off the loop: no thread outlives the pool.
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         while not self._keys.empty():
             self._keys.get_nowait()
 

@@ -26,6 +26,7 @@ from pki.keys import PrivateKey
 
 DEFAULT_VALIDITY = timedelta(days=30)
 # Past this many cached entries the cache starts over (one slower build), bounding memory.
+MAX_SERIAL_BITS = 159
 REVOKED_CACHE_SIZE = 262_144
 # RFC 5280 section 5.3.1 CRLReason; 'unspecified' (0) is expressed by leaving the reason out.
 _REASON_CODES: dict[x509.ReasonFlags, int] = {
@@ -89,6 +90,8 @@ def _entry_der(serial: int, revoked_at: datetime, reason: x509.ReasonFlags | Non
     """
     if serial <= 0:
         raise CRLError(f"Serial numbers are positive; got {serial}.")
+    if serial.bit_length() > MAX_SERIAL_BITS:  # RFC 5280 4.1.2.2: at most 20 octets
+        raise CRLError(f"Serial numbers have at most {MAX_SERIAL_BITS} bits; got {serial:#x}.")
     utc = revoked_at
     if utc.tzinfo is not UTC:
         if utc.utcoffset() is None:

@@ -176,6 +176,8 @@ class Database:
                 reader = await _connect(path)
                 await reader.execute("PRAGMA query_only = ON")
         except BaseException:
+            if reader is not None:
+                await reader.close()
             await conn.close()
             raise
         return cls(conn, path, reader)
@@ -259,7 +261,10 @@ class Database:
                 await self._reader.execute("BEGIN")
                 yield self._reader
             finally:
-                await _end_read(self._reader)
+                try:
+                    await _end_read(self._reader)
+                except sqlite3.Error:  # never hide what went wrong inside the block
+                    log.exception("ending a read transaction failed on %s", self.path)
 
     async def backup(self, dest: Path) -> None:
         """Write a consistent copy of the live database to ``dest`` (replaced atomically).

@@ -20,8 +20,13 @@ async def test_a_multipart_upload_is_read_into_one_piece_before_sending() -> Non
     assert pieces == [b"".join(streamed)]
 
 
-def test_timeouts_come_from_the_settings() -> None:
+def test_the_bot_api_client_uses_the_hook_and_ptbs_defaults_with_our_timeouts() -> None:
     request = api_request(7.0)
-    timeout = request._client.timeout  # PTB keeps the httpx client private
+    client = request._client  # PTB keeps the httpx client private
+    assert client.event_hooks["request"] == [body_in_one_piece]
+    timeout = client.timeout
     assert (timeout.connect, timeout.read, timeout.write) == (7.0, 7.0, 7.0)
+    assert timeout.pool == 1.0  # PTB's default, as with the builder before
     assert request._media_write_timeout == 28.0
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    assert pool._max_connections == 256  # PTB's default for Bot API calls

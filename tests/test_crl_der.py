@@ -230,6 +230,10 @@ def test_refuses_entries_cryptography_cannot_encode(other_ca: CertificateAuthori
     odd_reason = RevokedEntry(4, NOW, "superseded")  # type: ignore[arg-type]
     with pytest.raises(CRLError, match="reason"):
         build_crl(other_ca, [odd_reason], crl_number=1)
+    for too_long in (2**159, 2**160, 2**200):  # more than 20 octets as a DER INTEGER
+        with pytest.raises(CRLError, match="159 bits"):
+            build_crl(other_ca, [RevokedEntry(too_long, NOW)], crl_number=1)
+    build_crl(other_ca, [RevokedEntry(2**159 - 1, NOW)], crl_number=1)  # the largest allowed
 
 
 @pytest.mark.parametrize("length", [0, 1, 127, 128, 255, 256, 65_535, 65_536, 5_000_000])
