@@ -24,15 +24,7 @@ from typing import Any
 from bot.config import ConfigError, Settings
 from pki.authority import CAError, CertificateAuthority
 from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
-from storage import (
-    CertStatus,
-    Database,
-    InvalidTransition,
-    PersonStatus,
-    Repository,
-    StorageError,
-    restore_database,
-)
+from storage import Database, StorageError, restore_database
 
 FORMAT = "owntracks-cert-bot-backup"
 FORMAT_VERSION = 1
@@ -161,70 +153,9 @@ def read_backup(path: Path, passphrase: bytes | None) -> Verified:
     return Verified(manifest, files, ca)
 
 
-KEPT_REASON = "revoked after the restored backup was taken"
-
-
-@dataclass(frozen=True)
-class KeptRevocations:
-    """What a restore did not undo, and what it could not know about."""
-
-    people: int = 0  # revoked again in the restored database
-    certificates: int = 0  # revoked again in the restored database
-    unknown_revoked: int = 0  # revoked, but issued after the backup: no longer in the CRL
-    unknown_active: int = 0  # valid, issued after the backup: the bot cannot revoke them
-
-
-@dataclass(frozen=True)
-class _Revocations:
-    people: list[int]
-    serials: list[str]  # revoked or superseded, still within their validity
-    active: list[str]
-
-
-async def _revocations_in(database: Path, *, with_certificates: bool) -> _Revocations:
-    async with await Database.open(database) as db:
-        repo = Repository(db)
-        people = [p.telegram_id for p in await repo.list_people(PersonStatus.REVOKED)]
-        if not with_certificates:  # another CA's serials mean nothing to the restored one
-            return _Revocations(people, [], [])
-        ended = [c.serial for c in await repo.crl_entries(datetime.now(UTC))]
-        active = [c.serial for certs in (await repo.active_certificates_by_person()).values()
-                  for c in certs]
-    return _Revocations(people, ended, active)
-
-
-async def _revoke_again(database: Path, before: _Revocations) -> KeptRevocations:
-    """A restore must never give a revoked person or certificate its access back."""
-    people = certificates = unknown_revoked = unknown_active = 0
-    async with await Database.open(database) as db:
-        repo = Repository(db)
-        for telegram_id in before.people:
-            person = await repo.get_person(telegram_id)
-            if person is not None and person.status is PersonStatus.APPROVED:
-                try:
-                    await repo.revoke_person(telegram_id, by=None, reason=KEPT_REASON)
-                    people += 1
-                except InvalidTransition:  # changed meanwhile: nothing to give back
-                    pass
-        for serial in before.serials:
-            cert = await repo.get_certificate(serial)
-            if cert is None:
-                unknown_revoked += 1
-            elif cert.status is CertStatus.ACTIVE:
-                await repo.revoke_certificate(serial, by=None, reason=KEPT_REASON)
-                certificates += 1
-        for serial in before.active:
-            if await repo.get_certificate(serial) is None:
-                unknown_active += 1
-    return KeptRevocations(people, certificates, unknown_revoked, unknown_active)
-
-
-async def restore_backup(
-    settings: Settings, path: Path, *, force: bool
-) -> tuple[Verified, KeptRevocations]:
+async def restore_backup(settings: Settings, path: Path, *, force: bool) -> Verified:
     """Verify ``path``, then put its database and CA into the data dir (refusing to overwrite
-    existing files without ``force``). Stop the bot first. Revocations in the database being
-    replaced are carried over: an old backup must not hand revoked devices their access back."""
+    existing files without ``force``). Stop the bot first."""
     passphrase = settings.ca_passphrase()
     verified = read_backup(Path(path), passphrase)
     existing = [p for p in (settings.database_path, settings.ca_cert_path, settings.ca_key_path)
@@ -234,17 +165,6 @@ async def restore_backup(
             f"{', '.join(str(p) for p in existing)} already exist: restoring would replace them. "
             "Stop the bot and run again with --force."
         )
-    before: _Revocations | None = None
-    if settings.database_path.exists():
-        same_ca = (settings.ca_cert_path.exists() and settings.ca_cert_path.read_bytes().strip()
-                   == verified.files[CERT_MEMBER].strip())
-        try:
-            before = await _revocations_in(settings.database_path, with_certificates=same_ca)
-        except StorageError as exc:
-            raise ConfigError(
-                f"Could not read the revocations in {settings.database_path} ({exc}); a restore "
-                "would forget them. Move that file away first if it is beyond repair."
-            ) from None
     data_dir = settings.data_dir
     staged = data_dir / f".restore-{secrets.token_hex(6)}.sqlite3"
     try:
@@ -262,7 +182,4 @@ async def restore_backup(
     else:
         write_private_file(settings.ca_key_path, verified.files[KEY_MEMBER])
         write_public_file(settings.ca_cert_path, verified.files[CERT_MEMBER])
-    kept = KeptRevocations()
-    if before is not None:
-        kept = await _revoke_again(settings.database_path, before)
-    return verified, kept
+    return verified

@@ -141,17 +141,9 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring import ensure_data_dir
 
     ensure_data_dir(settings.data_dir)
-    verified, kept = asyncio.run(restore_backup(settings, Path(args.file), force=args.force))
+    verified = asyncio.run(restore_backup(settings, Path(args.file), force=args.force))
     print(f"Restored {settings.database_path} and the CA {verified.ca.fingerprint_sha256} "
           f"(backup of {verified.manifest.get('created_at')}).")
-    if kept.people or kept.certificates:
-        print(f"Kept {kept.people} person(s) and {kept.certificates} certificate(s) revoked "
-              "that were revoked after the backup was taken.")
-    if kept.unknown_revoked or kept.unknown_active:
-        print(f"Warning: {kept.unknown_active} valid and {kept.unknown_revoked} revoked "
-              "certificate(s) were issued after the backup and are unknown to it. The revoked "
-              "ones drop out of the CRL, and the bot cannot revoke the valid ones: replace the "
-              "CA (and re-issue) if any of them must stop working.", file=sys.stderr)
     return print_crl_report(settings)
 
 
