@@ -9,6 +9,7 @@ Archives are read member by member into memory, never extracted, so hostile path
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -21,10 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from bot.config import ConfigError, Settings
 from pki.authority import CAError, CertificateAuthority
 from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
 from storage import Database, StorageError, restore_database
+from storage.carry import Carried, carry_revocations
 
 FORMAT = "owntracks-cert-bot-backup"
 FORMAT_VERSION = 1
@@ -153,9 +158,23 @@ def read_backup(path: Path, passphrase: bytes | None) -> Verified:
     return Verified(manifest, files, ca)
 
 
-async def restore_backup(settings: Settings, path: Path, *, force: bool) -> Verified:
+def _same_ca(settings: Settings, verified: Verified) -> bool:
+    """Whether the CA on disk has the restored CA's key (certificates of one are the other's)."""
+    try:
+        current = x509.load_pem_x509_certificate(settings.ca_cert_path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return bool(current.public_key().public_bytes(*spki)
+                == verified.ca.certificate.public_key().public_bytes(*spki))
+
+
+async def restore_backup(
+    settings: Settings, path: Path, *, force: bool
+) -> tuple[Verified, Carried]:
     """Verify ``path``, then put its database and CA into the data dir (refusing to overwrite
-    existing files without ``force``). Stop the bot first."""
+    existing files without ``force``). Stop the bot first. Revocations in the database being
+    replaced are carried into the restored one (an old backup must not give access back)."""
     passphrase = settings.ca_passphrase()
     verified = read_backup(Path(path), passphrase)
     existing = [p for p in (settings.database_path, settings.ca_cert_path, settings.ca_key_path)
@@ -171,6 +190,12 @@ async def restore_backup(settings: Settings, path: Path, *, force: bool) -> Veri
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(verified.files[DB_MEMBER])
+        carried = Carried()
+        if settings.database_path.exists():
+            carried = await asyncio.to_thread(
+                carry_revocations, settings.database_path, staged,
+                same_ca=_same_ca(settings, verified), now=datetime.now(UTC),
+            )
         # restore_database checks integrity and schema before replacing anything.
         await restore_database(staged, settings.database_path)
     except StorageError as exc:
@@ -182,4 +207,4 @@ async def restore_backup(settings: Settings, path: Path, *, force: bool) -> Veri
     else:
         write_private_file(settings.ca_key_path, verified.files[KEY_MEMBER])
         write_public_file(settings.ca_cert_path, verified.files[CERT_MEMBER])
-    return verified
+    return verified, carried

@@ -141,9 +141,20 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring import ensure_data_dir
 
     ensure_data_dir(settings.data_dir)
-    verified = asyncio.run(restore_backup(settings, Path(args.file), force=args.force))
+    verified, kept = asyncio.run(restore_backup(settings, Path(args.file), force=args.force))
     print(f"Restored {settings.database_path} and the CA {verified.ca.fingerprint_sha256} "
           f"(backup of {verified.manifest.get('created_at')}).")
+    if kept.skipped:
+        print(f"Warning: revocations made after the backup were not carried over: {kept.skipped}."
+              " Revoke those people again.", file=sys.stderr)
+    elif kept.people or kept.certificates or kept.imported:
+        print(f"Carried over from the replaced database: {kept.people} person(s) revoked or "
+              f"denied, {kept.certificates} certificate(s) ended, {kept.imported} certificate(s) "
+              "issued after the backup.")
+    if kept.left_out:
+        print(f"Warning: {kept.left_out} certificate(s) issued after the backup could not be "
+              "carried over (another CA, or the owner's name is taken in the backup); any still "
+              "valid keep working until they expire unless the CA is replaced.", file=sys.stderr)
     return print_crl_report(settings)
 
 

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from bot.config import Settings
 from bot.wiring import open_service
@@ -165,20 +166,55 @@ def test_backup_while_db_is_written_then_restore_into_fresh_dir(
     assert "alice" in users.stdout and "bob" in users.stdout
 
 
+def _settings(data: Path) -> Settings:
+    return Settings(data_dir=data, admin_ids=frozenset({1000}), key_pool_size=0,
+                    issue_cooldown_seconds=0, key_type="ec-p256")
+
+
 def test_restore_refuses_to_overwrite_and_damaged_archives(
     tmp_path: Path, seeded: tuple[Path, dict[str, str]]
 ) -> None:
-    data, _ = seeded
+    data, serials = seeded
     env = base_env(data)
     archive = tmp_path / "b.tar.gz"
     assert otcert("backup", str(archive), env=env, cwd=tmp_path).returncode == 0
     refused = otcert("restore", str(archive), env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "--force" in refused.stderr
+
+    # After the backup: alice is revoked, bob's phone gets a new certificate (the old one is
+    # superseded), carol is approved, gets a certificate and is revoked.
     assert otcert("revoke", "alice", env=env, cwd=tmp_path).returncode == 0
+
+    async def after_the_backup() -> tuple[str, str]:
+        async with open_service(_settings(data)) as service:
+            bobs_new = (await service.issue(2002, "phone")).serial
+            await service.approve(1000, 2003, "carol")
+            await service.set_platform(2003, Platform.ANDROID)
+            carols = (await service.issue(2003, "phone")).serial
+        return bobs_new, carols
+
+    bobs_new, carols = asyncio.run(after_the_backup())
+    assert otcert("revoke", "carol", env=env, cwd=tmp_path).returncode == 0
+    db = data / "otcert.sqlite3"
+    ended_before = rows(db, "SELECT serial, status, revoked_at, revocation_reason FROM "
+                            "certificates WHERE status != 'active' ORDER BY serial")
+
     forced = otcert("restore", str(archive), "--force", env=env, cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
-    status = rows(data / "otcert.sqlite3", "SELECT status FROM people WHERE telegram_id = 2001")
-    assert status == [("approved",)], "the restore brought back the state at backup time"
+    # The backup's state comes back, but nothing revoked since is valid again.
+    assert rows(db, "SELECT telegram_id, status FROM people ORDER BY telegram_id") == [
+        (2001, "revoked"), (2002, "approved"), (2003, "revoked")]
+    assert rows(db, "SELECT serial, status, revoked_at, revocation_reason FROM certificates "
+                    "WHERE status != 'active' ORDER BY serial") == ended_before
+    assert rows(db, f"SELECT status FROM certificates WHERE serial = '{bobs_new}'") == [
+        ("active",)]
+    assert "Carried over from the replaced database" in forced.stdout
+    listed = {e.serial_number for e in x509.load_pem_x509_crl((data / "crl.pem").read_bytes())}
+    for serial in (serials["alice"], serials["bob"], carols):
+        assert int(serial, 16) in listed
+    assert int(bobs_new, 16) not in listed
+    audit = rows(db, "SELECT action FROM audit_log WHERE action = 'restore-kept-revocations'")
+    assert audit == [("restore-kept-revocations",)]
 
     # A member changed after the manifest was written: refused before anything is touched.
     damaged = tmp_path / "damaged.tar.gz"
@@ -199,3 +235,20 @@ def test_restore_refuses_to_overwrite_and_damaged_archives(
     junk.write_bytes(b"not an archive")
     result = otcert("restore", str(junk), env=base_env(tmp_path / "y"), cwd=tmp_path)
     assert result.returncode == 1 and "not a readable otcert backup" in result.stderr
+
+
+def test_restore_over_an_unreadable_database_still_works_and_says_what_was_lost(
+    tmp_path: Path, seeded: tuple[Path, dict[str, str]]
+) -> None:
+    data, _ = seeded
+    env = base_env(data)
+    archive = tmp_path / "b.tar.gz"
+    assert otcert("backup", str(archive), env=env, cwd=tmp_path).returncode == 0
+    db = data / "otcert.sqlite3"
+    for leftover in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    restored = otcert("restore", str(archive), "--force", env=env, cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert "were not carried over" in restored.stderr and "cannot be read" in restored.stderr
+    assert rows(db, "SELECT count(*) FROM people") == [(3,)]
