@@ -15,6 +15,7 @@ import io
 import json
 import os
 import secrets
+import sqlite3
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -158,6 +159,15 @@ def read_backup(path: Path, passphrase: bytes | None) -> Verified:
     return Verified(manifest, files, ca)
 
 
+async def _bring_up_to_date(staged: Path) -> None:
+    """An older backup gets this program's schema first, so the carried rows fit it."""
+    try:
+        async with await Database.open(staged):
+            pass
+    except (StorageError, sqlite3.Error) as exc:
+        raise ConfigError(f"The backup's database cannot be used: {exc}") from None
+
+
 def _same_ca(settings: Settings, verified: Verified) -> bool:
     """Whether the CA on disk has the restored CA's key (certificates of one are the other's)."""
     try:
@@ -192,6 +202,7 @@ async def restore_backup(
             handle.write(verified.files[DB_MEMBER])
         carried = Carried()
         if settings.database_path.exists():
+            await _bring_up_to_date(staged)
             carried = await asyncio.to_thread(
                 carry_revocations, settings.database_path, staged,
                 same_ca=_same_ca(settings, verified), now=datetime.now(UTC),
@@ -201,7 +212,8 @@ async def restore_backup(
     except StorageError as exc:
         raise ConfigError(str(exc)) from None
     finally:
-        staged.unlink(missing_ok=True)
+        for leftover in (staged, *(staged.with_name(staged.name + x) for x in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
     if passphrase is not None:
         verified.ca.save(settings.ca_cert_path, settings.ca_key_path, passphrase)
     else:

@@ -152,9 +152,10 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
               f"denied, {kept.certificates} certificate(s) ended, {kept.imported} certificate(s) "
               "issued after the backup.")
     if kept.left_out:
-        print(f"Warning: {kept.left_out} certificate(s) issued after the backup could not be "
-              "carried over (another CA, or the owner's name is taken in the backup); any still "
-              "valid keep working until they expire unless the CA is replaced.", file=sys.stderr)
+        print(f"Warning: {kept.left_out} valid certificate(s) issued after the backup could not "
+              "be carried over (another or unknown CA, or the owner's name is taken in the "
+              "backup): they keep working until they expire unless the CA is replaced.",
+              file=sys.stderr)
     return print_crl_report(settings)
 
 
