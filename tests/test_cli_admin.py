@@ -22,13 +22,16 @@ from tests.openssl import crl_text
 from tests.test_cli import base_env, otcert
 
 
+def _settings(data: Path) -> Settings:
+    return Settings(data_dir=data, admin_ids=frozenset({1000}), key_pool_size=0,
+                    issue_cooldown_seconds=0, key_type="ec-p256")
+
+
 async def seed(data_dir: Path) -> dict[str, str]:
     """alice (iPhone) and bob (Android) approved with one certificate each; carol pending.
     Returns username -> certificate serial."""
-    settings = Settings(data_dir=data_dir, admin_ids=frozenset({1000}), key_pool_size=0,
-                        issue_cooldown_seconds=0, key_type="ec-p256")
     serials: dict[str, str] = {}
-    async with open_service(settings) as service:
+    async with open_service(_settings(data_dir)) as service:
         for telegram_id, name, platform in ((2001, "alice", Platform.IOS),
                                             (2002, "bob", Platform.ANDROID)):
             await service.request_access(telegram_id, name.title(), name)
@@ -166,18 +169,17 @@ def test_backup_while_db_is_written_then_restore_into_fresh_dir(
     assert "alice" in users.stdout and "bob" in users.stdout
 
 
-def _settings(data: Path) -> Settings:
-    return Settings(data_dir=data, admin_ids=frozenset({1000}), key_pool_size=0,
-                    issue_cooldown_seconds=0, key_type="ec-p256")
+def _backup(tmp_path: Path, data: Path) -> Path:
+    archive = tmp_path / "b.tar.gz"
+    assert otcert("backup", str(archive), env=base_env(data), cwd=tmp_path).returncode == 0
+    return archive
 
 
 def test_restore_refuses_to_overwrite_and_damaged_archives(
     tmp_path: Path, seeded: tuple[Path, dict[str, str]]
 ) -> None:
     data, serials = seeded
-    env = base_env(data)
-    archive = tmp_path / "b.tar.gz"
-    assert otcert("backup", str(archive), env=env, cwd=tmp_path).returncode == 0
+    env, archive = base_env(data), _backup(tmp_path, data)
     refused = otcert("restore", str(archive), env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "--force" in refused.stderr
 
@@ -241,9 +243,7 @@ def test_restore_over_an_unreadable_database_still_works_and_says_what_was_lost(
     tmp_path: Path, seeded: tuple[Path, dict[str, str]]
 ) -> None:
     data, _ = seeded
-    env = base_env(data)
-    archive = tmp_path / "b.tar.gz"
-    assert otcert("backup", str(archive), env=env, cwd=tmp_path).returncode == 0
+    env, archive = base_env(data), _backup(tmp_path, data)
     db = data / "otcert.sqlite3"
     for leftover in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         leftover.unlink(missing_ok=True)
