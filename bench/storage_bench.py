@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Results, Row, median
-from bot.handlers.admin import LIST_MAX_PEOPLE
+from bot.telegram.handlers.admin import LIST_MAX_PEOPLE
 from storage import Certificate, CertStatus, Database, PersonStatus, Repository
 from storage._common import certificate_from_row, to_db
 

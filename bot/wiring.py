@@ -13,9 +13,9 @@ from pathlib import Path
 
 from bot.broker import BrokerAdmin, ensure_admin_identity
 from bot.config import ConfigError, Settings
-from bot.keypool import KeyPool
-from bot.service import Policy, Service
-from bot.signer import Signer
+from bot.core.keypool import KeyPool
+from bot.core.service import Policy, Service
+from bot.core.signer import Signer
 from pki.authority import CAError, CertificateAuthority
 from storage import Database, Repository
 

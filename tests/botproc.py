@@ -25,7 +25,7 @@ READY_LINE = "Application started"
 
 def otcert_command() -> list[str]:
     script = shutil.which("otcert")
-    return [script] if script else [sys.executable, "-m", "bot.cli"]
+    return [script] if script else [sys.executable, "-m", "bot.ops.cli"]
 
 
 class BotProcess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from bot.api_request import api_request, body_in_one_piece
+from bot.telegram.api_request import api_request, body_in_one_piece
 
 
 async def test_a_multipart_upload_is_read_into_one_piece_before_sending() -> None:

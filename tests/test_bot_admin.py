@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from bot.handlers.admin import LIST_MAX_PEOPLE
+from bot.telegram.handlers.admin import LIST_MAX_PEOPLE
 from pki import CertificateAuthority, verify_crl
 from storage import Database, Repository
 from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_text

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from bot.cli import main
+from bot.ops.cli import main
 from pki import CertificateAuthority
 from tests._fake_telegram_api import BOT_USERNAME
 from tests.botproc import ADMIN_ID, BotProcess
@@ -26,7 +26,7 @@ TOKEN = "123456:TEST-token-never-printed-abcdefghijk"
 
 def otcert_command() -> list[str]:
     script = shutil.which("otcert")
-    return [script] if script else [sys.executable, "-m", "bot.cli"]
+    return [script] if script else [sys.executable, "-m", "bot.ops.cli"]
 
 
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
-from bot.handlers.common import Throttle
+from bot.telegram import texts
+from bot.telegram.handlers.common import Throttle
 from pki import CertificateAuthority
 from tests.botproc import ADMIN_ID
 from tests.fake_telegram import FakeTelegram

@@ -9,7 +9,7 @@ import threading
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from bot.keypool import KeyPool
+from bot.core.keypool import KeyPool
 
 
 def _public(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:

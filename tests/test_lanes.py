@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
 
-from bot.lanes import DeliveryLanes
+from bot.telegram.lanes import DeliveryLanes
 
 
 async def _most_at_once(turn: Callable[[], AbstractAsyncContextManager[None]], n: int) -> int:

@@ -107,7 +107,7 @@ async def test_another_ca_imports_nothing_and_an_unreadable_file_is_reported(
 
 async def test_an_older_backup_is_brought_up_to_date_before_the_carry(tmp_path: Path) -> None:
     """A backup from an older version: the carried rows must fit this program's schema."""
-    from bot.archive import _bring_up_to_date
+    from bot.ops.archive import _bring_up_to_date
     from tests.test_storage_db import build_old_database
 
     old, _, _ = await _backup_then_old(tmp_path)

@@ -1,6 +1,6 @@
 """``otcert`` commands for running and operating the bot: run, CRL, people, audit, backups.
 
-Why apart from :mod:`bot.cli_setup`: these work on a set-up data dir through the service
+Why apart from :mod:`bot.ops.cli_setup`: these work on a set-up data dir through the service
 layer (or the archive and doctor modules), the same code the bot uses; secrets stay out of
 their output.
 """
@@ -14,15 +14,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report
 from bot.config import ConfigError, Settings
 from bot.logs import setup_logging
+from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from telegram.error import InvalidToken, TelegramError
 
-    from bot.app import build_application
+    from bot.telegram.app import build_application
     from bot.wiring import ensure_data_dir, load_ca
 
     token = settings.require_bot()
@@ -126,7 +126,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.archive import create_backup
+    from bot.ops.archive import create_backup
 
     summary = asyncio.run(create_backup(settings, Path(args.file)))
     print(f"Backup written to {summary.path} (0600): database schema {summary.schema_version}, "
@@ -137,7 +137,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.archive import restore_backup
+    from bot.ops.archive import restore_backup
     from bot.wiring import ensure_data_dir
 
     ensure_data_dir(settings.data_dir)
@@ -160,7 +160,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.doctor import Level, render, run_checks
+    from bot.ops.doctor import Level, render, run_checks
 
     findings = asyncio.run(run_checks(settings))
     print(render(findings))

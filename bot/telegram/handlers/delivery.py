@@ -23,10 +23,10 @@ from telegram.error import (
 )
 from telegram.ext import Application, ContextTypes
 
-from bot import texts
-from bot.errors import PlatformNeeded
-from bot.handlers.common import PEOPLE_ERRORS, Runtime, runtime
-from bot.service import IssuedBundle
+from bot.core.errors import PlatformNeeded
+from bot.core.service import IssuedBundle
+from bot.telegram import texts
+from bot.telegram.handlers.common import PEOPLE_ERRORS, Runtime, runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -9,8 +9,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot import texts
-from bot.handlers.common import (
+from bot.core.service import CrlReport, PinBundle
+from bot.telegram import texts
+from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,
     Context,
     answer_query,
@@ -22,8 +23,7 @@ from bot.handlers.common import (
     require_admin,
     runtime,
 )
-from bot.handlers.delivery import send_pin, with_retry
-from bot.service import CrlReport, PinBundle
+from bot.telegram.handlers.delivery import send_pin, with_retry
 from storage import Person, PersonStatus
 
 log = logging.getLogger(__name__)
@@ -320,7 +320,7 @@ async def document_received(update: Update, context: Context) -> None:
     if user is not None and runtime(context).service.is_admin(user.id):
         await reply(update, texts.PIN_HINT)
         return
-    from bot.handlers.people import help_command
+    from bot.telegram.handlers.people import help_command
 
     await help_command(update, context)
 

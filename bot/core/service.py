@@ -18,9 +18,9 @@ from pathlib import Path
 from cryptography import x509
 
 from bot.broker import BrokerAdmin, BrokerOutcome, kick_sessions, run_reload_command
-from bot.errors import NotAllowed, PlatformNeeded, UserError
-from bot.keypool import KeyPool
-from bot.signer import Signer, SignRequest
+from bot.core.errors import NotAllowed, PlatformNeeded, UserError
+from bot.core.keypool import KeyPool
+from bot.core.signer import Signer, SignRequest
 from pki.authority import CertificateAuthority
 from pki.bundle import (
     Pkcs12Profile,

@@ -1,8 +1,8 @@
 """What every ``otcert`` command shares: exit codes, the command signature, the CRL report.
 
-Why its own module: the parser (:mod:`bot.cli`) and both command modules need these, and
-the command modules must not import :mod:`bot.cli` (it runs as ``__main__`` under
-``python -m bot.cli``, which would load it twice).
+Why its own module: the parser (:mod:`bot.ops.cli`) and both command modules need these, and
+the command modules must not import :mod:`bot.ops.cli` (it runs as ``__main__`` under
+``python -m bot.ops.cli``, which would load it twice).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``otcert`` commands that set a site up: the data dir, the CA, and files for Mosquitto.
 
-Why apart from :mod:`bot.cli_ops`: these handle key material and files on disk once, at
+Why apart from :mod:`bot.ops.cli_ops`: these handle key material and files on disk once, at
 install or migration time (import a CA, issue the broker's server and admin certificates);
 the day-to-day commands go through the service layer instead.
 """
@@ -14,8 +14,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.cli_common import EXIT_OK, print_crl_report
 from bot.config import ConfigError, Settings
+from bot.ops.cli_common import EXIT_OK, print_crl_report
 
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import texts
-from bot.handlers.common import (
+from bot.telegram import texts
+from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,
     Context,
     answer_query,
@@ -20,7 +20,7 @@ from bot.handlers.common import (
     reply,
     runtime,
 )
-from bot.handlers.delivery import issue_and_deliver, with_retry
+from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
 from storage import PersonStatus, Platform
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from telegram import CallbackQuery, Chat, Update
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot import texts
-from bot.errors import UserError
-from bot.lanes import DeliveryLanes
-from bot.service import Service
+from bot.core.errors import UserError
+from bot.core.service import Service
+from bot.telegram import texts
+from bot.telegram.lanes import DeliveryLanes
 from pki.authority import CAError
 from pki.bundle import CertificateRejected
 from pki.names import InvalidName

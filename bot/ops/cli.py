@@ -3,9 +3,9 @@
 Expected failures (bad settings, unknown person, refused archive) print ``otcert: <why>`` on
 stderr and exit 1; usage errors exit 2 (argparse). Secrets are never printed.
 
-The parser lives here (so ``bot.cli:main`` stays the console-script entry point); the
-commands live in :mod:`bot.cli_setup` (CA and broker files) and :mod:`bot.cli_ops` (running
-and day-to-day operation), sharing :mod:`bot.cli_common`.
+The parser lives here (so ``bot.ops.cli:main`` stays the console-script entry point); the
+commands live in :mod:`bot.ops.cli_setup` (CA and broker files) and :mod:`bot.ops.cli_ops` (running
+and day-to-day operation), sharing :mod:`bot.ops.cli_common`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.cli_common import EXIT_ERROR, EXIT_OK, Command
-from bot.cli_ops import (
+from bot.config import ConfigError, load_settings
+from bot.core.errors import UserError
+from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, Command
+from bot.ops.cli_ops import (
     cmd_audit,
     cmd_backup,
     cmd_crl_write,
@@ -25,7 +27,7 @@ from bot.cli_ops import (
     cmd_run,
     cmd_users,
 )
-from bot.cli_setup import (
+from bot.ops.cli_setup import (
     cmd_broker_admin_cert,
     cmd_ca_export,
     cmd_ca_import,
@@ -33,8 +35,6 @@ from bot.cli_setup import (
     cmd_init,
     cmd_server_cert,
 )
-from bot.config import ConfigError, load_settings
-from bot.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,13 +21,19 @@ from telegram.ext import (
     filters,
 )
 
-from bot.api_request import api_request
 from bot.config import Settings
-from bot.handlers import admin, people
-from bot.handlers.common import Runtime, answer_query, claim_update, on_error, throttle_updates
-from bot.handlers.delivery import delete_due_messages, with_retry
-from bot.polling import TolerantUpdatesRequest
-from bot.service import CrlReport, Service
+from bot.core.service import CrlReport, Service
+from bot.telegram.api_request import api_request
+from bot.telegram.handlers import admin, people
+from bot.telegram.handlers.common import (
+    Runtime,
+    answer_query,
+    claim_update,
+    on_error,
+    throttle_updates,
+)
+from bot.telegram.handlers.delivery import delete_due_messages, with_retry
+from bot.telegram.polling import TolerantUpdatesRequest
 from bot.wiring import open_service
 
 log = logging.getLogger(__name__)
