@@ -39,6 +39,7 @@ from storage import (
     PersonStatus,
     Platform,
     Repository,
+    ScheduledDeletion,
 )
 
 log = logging.getLogger(__name__)
@@ -392,6 +393,30 @@ class Service:
             details={"fingerprint": pin.fingerprint, "recipients": len(people)},
         )
         return people
+
+    # --- chat bookkeeping (the Telegram side keeps no state of its own) -----------------
+    async def claim_update(self, update_id: int) -> bool:
+        """True the first time an update is seen; a redelivery after a crash is skipped."""
+        return await self.repo.claim_update(update_id)
+
+    async def remember_request_notices(
+        self, telegram_id: int, notices: list[tuple[int, int]]
+    ) -> None:
+        """The admins' copies (chat id, message id) of a request, to mark them decided."""
+        await self.repo.add_request_notices(telegram_id, notices)
+
+    async def take_request_notices(self, telegram_id: int) -> list[tuple[int, int]]:
+        return await self.repo.take_request_notices(telegram_id)
+
+    async def schedule_deletion(self, chat_id: int, message_id: int, after: timedelta) -> None:
+        """Durably: a restart still deletes a secret message when its time comes."""
+        await self.repo.schedule_deletion(chat_id, message_id, self._clock() + after)
+
+    async def due_deletions(self) -> list[ScheduledDeletion]:
+        return await self.repo.due_deletions(self._clock())
+
+    async def finish_deletion(self, deletion_id: int) -> None:
+        await self.repo.finish_deletion(deletion_id)
 
     # --- admin views ------------------------------------------------------------------
     async def pending(self, actor_id: int | None) -> list[Person]:

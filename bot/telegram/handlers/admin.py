@@ -49,7 +49,7 @@ async def _mark_decided(
 ) -> None:
     """Every admin's copy of the request shows who decided."""
     text = texts.ADMIN_DECIDED.format(verb=verb, admin=admin, who=texts.who(person), extra=extra)
-    notices = await runtime(context).service.repo.take_request_notices(person.telegram_id)
+    notices = await runtime(context).service.take_request_notices(person.telegram_id)
     for chat_id, message_id in notices:
         try:
             await context.bot.edit_message_text(

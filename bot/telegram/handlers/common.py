@@ -187,7 +187,7 @@ async def claim_update(update: Update, context: Context) -> None:
     """After a crash Telegram re-sends updates we may already have acted on; skip those."""
     if is_read_only(update):
         return
-    if not await runtime(context).service.repo.claim_update(update.update_id):
+    if not await runtime(context).service.claim_update(update.update_id):
         log.info("update %s already handled before a restart; skipped", update.update_id)
         raise ApplicationHandlerStop
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 import httpx
@@ -237,8 +237,9 @@ async def send_pin(
 
 
 async def schedule_deletion(rt: Runtime, message: Message) -> None:
-    due = datetime.now(UTC) + timedelta(seconds=rt.secret_ttl)
-    await rt.service.repo.schedule_deletion(message.chat_id, message.message_id, due)
+    await rt.service.schedule_deletion(
+        message.chat_id, message.message_id, timedelta(seconds=rt.secret_ttl)
+    )
 
 
 async def delete_due_messages(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -246,7 +247,7 @@ async def delete_due_messages(context: ContextTypes.DEFAULT_TYPE) -> None:
     app: Application = context.application  # type: ignore[type-arg]
     rt = app.bot_data["runtime"]
     assert isinstance(rt, Runtime)
-    for item in await rt.service.repo.due_deletions(datetime.now(UTC)):
+    for item in await rt.service.due_deletions():
         try:
             await app.bot.delete_message(item.chat_id, item.message_id)
         except (BadRequest, Forbidden) as exc:
@@ -255,4 +256,4 @@ async def delete_due_messages(context: ContextTypes.DEFAULT_TYPE) -> None:
         except TelegramError as exc:
             log.info("scheduled deletion %s will be retried: %s", item.id, type(exc).__name__)
             continue
-        await rt.service.repo.finish_deletion(item.id)
+        await rt.service.finish_deletion(item.id)

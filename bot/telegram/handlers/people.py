@@ -93,7 +93,7 @@ async def request_access(update: Update, context: Context) -> None:
             sent.append((message.chat_id, message.message_id))
         except TelegramError as exc:
             log.warning("could not notify admin %s: %s", admin_id, type(exc).__name__)
-    await rt.service.repo.add_request_notices(person.telegram_id, sent)
+    await rt.service.remember_request_notices(person.telegram_id, sent)
 
 
 async def getcert(update: Update, context: Context) -> None:
