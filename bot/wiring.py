@@ -14,7 +14,8 @@ from pathlib import Path
 from bot.broker import BrokerAdmin, ensure_admin_identity
 from bot.config import ConfigError, Settings
 from bot.core.keypool import KeyPool
-from bot.core.service import Policy, Service
+from bot.core.rules import Policy
+from bot.core.service import Service
 from bot.core.signer import Signer
 from pki.authority import CAError, CertificateAuthority
 from storage import Database, Repository

@@ -7,7 +7,7 @@ breaks every kick.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from bot.core.clock import utcnow
 from pki.bundle import private_key_pem
 from pki.files import write_private_file, write_public_file
 from pki.keys import generate_private_key
@@ -71,7 +72,7 @@ def _admin_identity_usable(
         return False
     if certificate_cn(cert_path) != common_name:
         return False
-    return certificate.not_valid_after_utc - datetime.now(UTC) > ADMIN_RENEW_BEFORE
+    return certificate.not_valid_after_utc - utcnow() > ADMIN_RENEW_BEFORE
 
 
 def certificate_cn(path: Path) -> str | None:

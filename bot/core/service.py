@@ -1,36 +1,33 @@
 """The use cases: plain Python in and out, no Telegram types.
 
 The service owns the order of operations (validate, sign, record, then deliver) so that
-handlers, the CLI and the tests all get the same guarantees. It keeps no secret: the key
-and the passphrase live only in the returned :class:`IssuedBundle`.
+handlers, the CLI and the tests all get the same guarantees. Each use case loads the facts,
+asks :mod:`bot.core.rules`, then acts; the CRL is published by :mod:`bot.core.crl`. It keeps
+no secret: the key and the passphrase live only in the returned :class:`IssuedBundle`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from bot.broker import BrokerAdmin, BrokerOutcome, kick_sessions, run_reload_command
-from bot.core.errors import NotAllowed, PlatformNeeded, UserError
+from bot.broker import BrokerOutcome, run_reload_command
+from bot.core import rules
+from bot.core.clock import utcnow
+from bot.core.crl import CrlPublisher
+from bot.core.errors import NotAllowed, UserError
 from bot.core.keypool import KeyPool
+from bot.core.results import CrlReport, IssuedBundle, Listing, PinBundle, RequestOutcome, Revocation
+from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
+from bot.texts import errors as texts
 from pki.authority import CertificateAuthority
-from pki.bundle import (
-    Pkcs12Profile,
-    fingerprint_sha256,
-    load_certificate,
-    make_passphrase,
-    pin_der,
-)
-from pki.crl import RevokedEntry, build_crl, write_crl
-from pki.names import validate_device, validate_username
+from pki.bundle import fingerprint_sha256, load_certificate, make_passphrase, pin_der
+from pki.names import validate_device
 from storage import (
     AuditEntry,
     Certificate,
@@ -42,95 +39,6 @@ from storage import (
     ScheduledDeletion,
 )
 
-log = logging.getLogger(__name__)
-
-DEFAULT_DEVICE = "phone"
-REASON_TEXT_MAX = 200
-
-_CRL_REASONS = {
-    "superseded": x509.ReasonFlags.superseded,
-    "undelivered": x509.ReasonFlags.cessation_of_operation,
-}
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The settings the use cases need, decoupled from how they were read."""
-
-    admin_ids: frozenset[int]
-    cert_days: int = 365
-    pkcs12_profile: Pkcs12Profile = "legacy"
-    max_devices: int = 3
-    issue_cooldown: timedelta = timedelta(seconds=30)
-    crl_path: Path = Path("data/crl.pem")
-    crl_validity: timedelta = timedelta(days=30)
-    reload_command: str | None = None
-    reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
-    broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
-
-
-@dataclass(frozen=True)
-class IssuedBundle:
-    """What /getcert delivers. The passphrase is here and nowhere else."""
-
-    filename: str
-    data: bytes = field(repr=False)
-    passphrase: str = field(repr=False)
-    serial: str
-    fingerprint: str
-    not_after: datetime
-    platform: Platform
-    username: str
-    device: str
-    replaced: int
-
-
-@dataclass(frozen=True)
-class CrlReport:
-    written: bool
-    entries: int
-    reload: BrokerOutcome | None = None
-    kick: BrokerOutcome | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Revocation:
-    person: Person
-    certificates: list[Certificate]
-    crl: CrlReport
-
-
-@dataclass(frozen=True)
-class PinBundle:
-    pem: bytes
-    der: bytes
-    fingerprint: str
-    subject: str
-
-
-@dataclass(frozen=True)
-class Listing:
-    rows: list[tuple[Person, list[Certificate]]]
-    total: int  # everyone, also those beyond the rows
-
-
-@dataclass(frozen=True)
-class RequestOutcome:
-    person: Person
-    notify_admins: bool
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _clip(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
-    return cleaned[:REASON_TEXT_MAX] or None
-
 
 class Service:
     def __init__(
@@ -141,7 +49,7 @@ class Service:
         keys: KeyPool,
         *,
         signer: Signer | None = None,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
         reload: Callable[[str | None], Awaitable[BrokerOutcome]] = run_reload_command,
     ) -> None:
         self.repo = repo
@@ -150,9 +58,8 @@ class Service:
         self.keys = keys
         self.signer = signer or Signer(ca)
         self._clock = clock
-        self._reload = reload
         self._issuing: set[int] = set()
-        self._crl_lock = asyncio.Lock()
+        self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
 
     # --- who is who -------------------------------------------------------------------
     def is_admin(self, telegram_id: int) -> bool:
@@ -161,7 +68,7 @@ class Service:
     def _require_admin(self, actor_id: int | None) -> None:
         """``None`` is the operator's shell (the CLI), which is trusted."""
         if actor_id is not None and not self.is_admin(actor_id):
-            raise NotAllowed("Only admins can do that.")
+            raise NotAllowed(texts.ONLY_ADMINS)
 
     async def status(self, telegram_id: int) -> Person | None:
         return await self.repo.get_person(telegram_id)
@@ -170,35 +77,22 @@ class Service:
     async def request_access(
         self, telegram_id: int, display_name: str, tg_username: str | None
     ) -> RequestOutcome:
-        name = _clip(display_name) or str(telegram_id)
+        name = rules.clip_reason(display_name) or str(telegram_id)
         person, is_new = await self.repo.request_access(telegram_id, name[:64], tg_username)
         return RequestOutcome(person, is_new)
 
     def suggest_username(self, person: Person) -> str | None:
         """A username derived from the @username or name, if one passes the rules."""
-        for candidate in (person.tg_username, person.display_name.split(" ")[0]):
-            if not candidate:
-                continue
-            try:
-                name = validate_username(candidate[:32])
-            except ValueError:
-                continue
-            if name not in self.policy.reserved_usernames:
-                return name
-        return None
+        return rules.suggested_username(person, self.policy.reserved_usernames)
 
     async def approve(self, actor_id: int | None, telegram_id: int, username: str) -> Person:
         self._require_admin(actor_id)
-        name = validate_username(username)
-        if name in self.policy.reserved_usernames:
-            raise UserError(
-                f"'{name}' is reserved for the bot's own broker identity; choose another username."
-            )
+        name = rules.approvable_username(username, self.policy.reserved_usernames)
         return await self.repo.approve(telegram_id, name, by=actor_id or 0)
 
     async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
         self._require_admin(actor_id)
-        return await self.repo.deny(telegram_id, by=actor_id or 0, reason=_clip(reason))
+        return await self.repo.deny(telegram_id, by=actor_id or 0, reason=rules.clip_reason(reason))
 
     async def set_platform(self, telegram_id: int, platform: Platform) -> Person:
         return await self.repo.set_platform(telegram_id, platform)
@@ -206,18 +100,17 @@ class Service:
     # --- certificates -------------------------------------------------------------------
     async def issue(self, telegram_id: int, device: str | None = None) -> IssuedBundle:
         """Sign, pack and record a certificate; the caller delivers it."""
-        device_name = validate_device(device if device else DEFAULT_DEVICE)
+        device_name = validate_device(device if device else rules.DEFAULT_DEVICE)
         with self._one_issue_at_a_time(telegram_id):
-            person = await self._issuable_person(telegram_id, device_name)
-            assert person.mqtt_username is not None and person.platform is not None
+            grant = await self._grant(telegram_id, device_name)
             key = await self.keys.take()
             now = self._clock()
             passphrase = make_passphrase()
             request = SignRequest(
-                username=person.mqtt_username,
+                username=grant.username,
                 days=self.policy.cert_days,
                 now=now,
-                friendly_name=f"{person.mqtt_username} ({device_name})",
+                friendly_name=f"{grant.username} ({device_name})",
                 profile=self.policy.pkcs12_profile,
             )
             cert, data = await self.signer.sign_and_pack(key, request, passphrase)
@@ -225,7 +118,7 @@ class Service:
             record = Certificate(
                 serial=format(cert.serial_number, "x"),
                 telegram_id=telegram_id,
-                mqtt_username=person.mqtt_username,
+                mqtt_username=grant.username,
                 device=device_name,
                 fingerprint_sha256=fingerprint_sha256(cert),
                 not_before=cert.not_valid_before_utc,
@@ -236,16 +129,16 @@ class Service:
             replaced = await self.repo.record_issue(record, actor=telegram_id)
         if replaced:
             await self.refresh_crl()
-        ext = "otrp" if person.platform == Platform.IOS else "p12"
+        ext = "otrp" if grant.platform == Platform.IOS else "p12"
         return IssuedBundle(
-            filename=f"{person.mqtt_username}-{device_name}.{ext}",
+            filename=f"{grant.username}-{device_name}.{ext}",
             data=data,
             passphrase=passphrase,
             serial=record.serial,
             fingerprint=record.fingerprint_sha256,
             not_after=record.not_after,
-            platform=person.platform,
-            username=person.mqtt_username,
+            platform=grant.platform,
+            username=grant.username,
             device=device_name,
             replaced=len(replaced),
         )
@@ -254,42 +147,23 @@ class Service:
     def _one_issue_at_a_time(self, telegram_id: int) -> Iterator[None]:
         """A second issue for the same person while one runs is refused, not queued."""
         if telegram_id in self._issuing:
-            raise UserError("I'm already preparing your certificate; it will arrive in a moment.")
+            raise UserError(texts.ALREADY_PREPARING)
         self._issuing.add(telegram_id)
         try:
             yield
         finally:
             self._issuing.discard(telegram_id)
 
-    async def _issuable_person(self, telegram_id: int, device: str) -> Person:
-        person = await self.repo.get_person(telegram_id)
-        if person is None or person.status == PersonStatus.DENIED:
-            raise UserError("You don't have access yet. Send /request to ask an admin.")
-        if person.status == PersonStatus.PENDING:
-            raise UserError("Your request is still waiting for an admin. I'll tell you when.")
-        if person.status == PersonStatus.REVOKED:
-            raise UserError("Your access was revoked. Send /request to ask again.")
-        if person.mqtt_username is None or person.mqtt_username in self.policy.reserved_usernames:
-            raise UserError("Your account has no usable MQTT username; ask an admin.")
-        if person.platform is None:
-            raise PlatformNeeded(device)
-        active = await self.repo.certificates_for(telegram_id, active_only=True)
-        devices = {c.device for c in active if c.not_after > self._clock()}
-        if device not in devices and len(devices) >= self.policy.max_devices:
-            raise UserError(
-                f"You already have certificates for {len(devices)} devices "
-                f"({', '.join(sorted(devices))}), the most allowed. Use one of those names "
-                "to replace its certificate, or ask an admin to revoke one."
-            )
-        last = await self.repo.last_issued_at(telegram_id)
-        if last is not None:
-            wait = last + self.policy.issue_cooldown - self._clock()
-            if wait > timedelta(0):
-                raise UserError(
-                    f"You just got a certificate. Please wait {int(wait.total_seconds()) + 1} "
-                    "seconds before asking for another."
-                )
-        return person
+    async def _grant(self, telegram_id: int, device: str) -> rules.IssueGrant:
+        """Load the facts the issue rules need and ask them; raises when the answer is no."""
+        return rules.may_issue(
+            await self.repo.get_person(telegram_id),
+            device,
+            active=await self.repo.certificates_for(telegram_id, active_only=True),
+            last_issued_at=await self.repo.last_issued_at(telegram_id),
+            policy=self.policy,
+            now=self._clock(),
+        )
 
     async def revoke_undelivered(self, serial: str) -> CrlReport:
         """A bundle that did not reach the person must not stay valid."""
@@ -310,65 +184,28 @@ class Service:
 
     async def find_person(self, target: str) -> Person:
         """Resolve ``<mqtt_username|telegram_id>`` as admins type it."""
-        text = target.strip()
+        parsed = rules.parse_target(target)
         person: Person | None = None
-        if text.isascii() and text.isdigit() and len(text) <= 20:  # not '²' or '١٢٣'
-            person = await self.repo.get_person(int(text))
+        if parsed.telegram_id is not None:
+            person = await self.repo.get_person(parsed.telegram_id)
+        if person is None and parsed.username is not None:
+            person = await self.repo.get_person_by_username(parsed.username)
         if person is None:
-            try:
-                person = await self.repo.get_person_by_username(validate_username(text))
-            except ValueError:
-                person = None
-        if person is None:
-            raise UserError(f"Nobody with Telegram id or MQTT username '{text[:64]}' is known.")
+            raise rules.unknown_target(parsed)
         return person
 
     async def revoke(self, actor_id: int | None, target: str, reason: str | None) -> Revocation:
         self._require_admin(actor_id)
         person = await self.find_person(target)
         person, certs = await self.repo.revoke_person(
-            person.telegram_id, by=actor_id, reason=_clip(reason)
+            person.telegram_id, by=actor_id, reason=rules.clip_reason(reason)
         )
         report = await self.refresh_crl(kick_username=person.mqtt_username)
         return Revocation(person, certs, report)
 
     async def refresh_crl(self, *, kick_username: str | None = None) -> CrlReport:
-        """Rewrite the CRL from the database, then reload the broker, then kick.
-
-        The order matters: a kicked client reconnects at once, so the broker must already
-        have the new CRL.
-        """
-        async with self._crl_lock:
-            now = self._clock()
-            await self.repo.mark_expired(now)  # keeps views and device limits honest
-            revoked = await self.repo.revoked_serials(now)
-            entries = [
-                RevokedEntry(
-                    serial=int(r.serial, 16),
-                    revoked_at=r.revoked_at,
-                    reason=_CRL_REASONS.get(r.reason or ""),
-                )
-                for r in revoked
-            ]
-            number = await self.repo.next_crl_number()
-            try:
-                crl = await asyncio.to_thread(
-                    build_crl,
-                    self.ca,
-                    entries,
-                    crl_number=number,
-                    validity=self.policy.crl_validity,
-                    now=now,
-                )
-                await asyncio.to_thread(write_crl, self.policy.crl_path, crl, self.ca.certificate)
-            except Exception as exc:
-                log.exception("CRL write failed")
-                return CrlReport(False, len(entries), error=f"CRL not written: {exc}")
-        reload = await self._reload(self.policy.reload_command)
-        kick = None
-        if kick_username and self.policy.broker_admin is not None:
-            kick = await kick_sessions(self.policy.broker_admin, kick_username)
-        return CrlReport(True, len(entries), reload=reload, kick=kick)
+        """Rewrite the CRL from the database, then reload the broker, then kick."""
+        return await self.crl.publish(kick_username=kick_username)
 
     # --- pins -------------------------------------------------------------------------
     async def current_pin(self) -> PinBundle:

@@ -19,7 +19,6 @@ import sqlite3
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bot.config import ConfigError, Settings
+from bot.core.clock import utcnow
 from pki.authority import CAError, CertificateAuthority
 from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
 from storage import Database, StorageError, restore_database
@@ -76,7 +76,7 @@ async def create_backup(settings: Settings, dest: Path) -> BackupSummary:
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": utcnow().isoformat(timespec="seconds"),
         "schema_version": version,
         "ca_fingerprint_sha256": fingerprint,
         "ca_key_encrypted": b"ENCRYPTED" in key_pem,
@@ -91,7 +91,7 @@ async def create_backup(settings: Settings, dest: Path) -> BackupSummary:
 
 def _pack(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
-    now = int(datetime.now(UTC).timestamp())
+    now = int(utcnow().timestamp())
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
@@ -205,7 +205,7 @@ async def restore_backup(
             await _bring_up_to_date(staged)
             carried = await asyncio.to_thread(
                 carry_revocations, settings.database_path, staged,
-                same_ca=_same_ca(settings, verified), now=datetime.now(UTC),
+                same_ca=_same_ca(settings, verified), now=utcnow(),
             )
         # restore_database checks integrity and schema before replacing anything.
         await restore_database(staged, settings.database_path)

@@ -11,10 +11,10 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
+from bot.core.clock import utcnow
 from bot.ops.cli_common import EXIT_OK, print_crl_report
 
 
@@ -109,7 +109,7 @@ def cmd_ca_show(settings: Settings, args: argparse.Namespace) -> int:
     kind = (f"RSA {key.key_size}" if isinstance(key, rsa.RSAPublicKey)
             else f"EC {key.curve.name}" if isinstance(key, ec.EllipticCurvePublicKey)
             else type(key).__name__)
-    days_left = (cert.not_valid_after_utc - datetime.now(UTC)).days
+    days_left = (cert.not_valid_after_utc - utcnow()).days
     print(f"subject:     {cert.subject.rfc4514_string()}")
     print(f"issuer:      {cert.issuer.rfc4514_string()}")
     print(f"serial:      {cert.serial_number:x}")

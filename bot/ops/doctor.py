@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from bot.config import ConfigError, Settings
+from bot.core.clock import utcnow
 from pki.authority import CAError, CertificateAuthority
 from pki.bundle import private_key_pem
 from pki.files import write_private_file, write_public_file
@@ -132,7 +133,7 @@ def check_ca(settings: Settings) -> tuple[CertificateAuthority | None, list[Find
     findings = [ok("CA key", f"{key_path} is mode {mode:04o} and "
                              + ("encrypted." if encrypted else
                                 "not encrypted (set OTCERT_CA_KEY_PASSPHRASE to encrypt it)."))]
-    now = datetime.now(UTC)
+    now = utcnow()
     end = ca.certificate.not_valid_after_utc
     if end <= now:
         findings.append(fail("CA", f"The CA certificate expired on {end:%Y-%m-%d}: no certificate "
@@ -186,7 +187,7 @@ def check_crl(settings: Settings, ca: CertificateAuthority | None) -> list[Findi
         if crl.issuer != ca.certificate.subject or not crl.is_signature_valid(key):  # type: ignore[arg-type]
             return [*findings, fail("CRL", f"{path} is not signed by this CA: run "
                                            "`otcert crl write`.")]
-    now = datetime.now(UTC)
+    now = utcnow()
     next_update, last_update = crl.next_update_utc, crl.last_update_utc
     if next_update is None:
         return [*findings, fail("CRL", f"{path} has no nextUpdate.")]

@@ -22,7 +22,8 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.core.service import CrlReport, Service
+from bot.core.results import CrlReport
+from bot.core.service import Service
 from bot.telegram.api_request import api_request
 from bot.telegram.handlers import admin, people
 from bot.telegram.handlers.common import (

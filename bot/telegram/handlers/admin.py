@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from bot.core.service import CrlReport, PinBundle
+from bot.core.results import CrlReport, PinBundle
 from bot.telegram import texts
 from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,

@@ -24,7 +24,7 @@ from telegram.error import (
 from telegram.ext import Application, ContextTypes
 
 from bot.core.errors import PlatformNeeded
-from bot.core.service import IssuedBundle
+from bot.core.results import IssuedBundle
 from bot.telegram import texts
 from bot.telegram.handlers.common import PEOPLE_ERRORS, Runtime, runtime
 
