@@ -194,6 +194,7 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
 async def _undelivered(
     bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle, file_message: Message | None
 ) -> None:
+    """Revoke a bundle that did not fully arrive, remove its file, and say why."""
     await rt.service.revoke_undelivered(bundle.serial)
     if file_message is not None:
         try:
@@ -232,6 +233,7 @@ async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: Issue
 async def send_pin(
     bot: Bot, chat_id: int, pem: bytes, der: bytes, caption: str | None = None
 ) -> None:
+    """The CA as ``ca.crt`` and as an OwnTracks pin file ``ca.otre``."""
     await with_retry(
         lambda: bot.send_document(
             chat_id, InputFile(pem, filename=CA_FILENAME), caption=caption or t(chat.CA_CAPTION)
@@ -247,6 +249,7 @@ async def send_pin(
 
 
 async def schedule_deletion(rt: Runtime, message: Message) -> None:
+    """Recorded in the database, so the deletion survives a restart."""
     await rt.service.schedule_deletion(
         message.chat_id, message.message_id, timedelta(seconds=rt.secret_ttl)
     )

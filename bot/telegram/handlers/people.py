@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot.core.models import PersonStatus
+from bot.core.models import Person, PersonStatus
 from bot.telegram import render
 from bot.telegram.callbacks import PlatformChoice, RequestAnswer, parse
 from bot.telegram.handlers.common import (
@@ -61,7 +61,7 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 async def request_access(update: Update, context: Context) -> None:
-    """Ask for access: the admins get the request with Approve/Deny buttons."""
+    """/request: ask the admins for access."""
     user = update.effective_user
     if user is None:
         return
@@ -79,7 +79,13 @@ async def request_access(update: Update, context: Context) -> None:
         await reply(update, t(chat.REQUEST_APPROVED_ALREADY if approved else chat.REQUEST_ALREADY))
         return
     await reply(update, t(chat.REQUEST_SENT))
-    person = outcome.person
+    await _notify_admins(context, outcome.person)
+
+
+async def _notify_admins(context: Context, person: Person) -> None:
+    """Every admin gets the request with Approve/Deny; the copies are remembered so that the
+    first decision can be shown on all of them."""
+    rt = runtime(context)
     tid = person.telegram_id
     keyboard = InlineKeyboardMarkup(
         [[
@@ -91,26 +97,24 @@ async def request_access(update: Update, context: Context) -> None:
             ),
         ]]
     )
+    text = t(chat.ADMIN_NEW_REQUEST, who=render.who(person))
     sent: list[tuple[int, int]] = []
     for admin_id in sorted(rt.service.policy.admin_ids):
         try:
             message = await with_retry(
                 lambda admin_id=admin_id: context.bot.send_message(  # type: ignore[misc]
-                    admin_id,
-                    t(chat.ADMIN_NEW_REQUEST, who=render.who(person)),
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard,
+                    admin_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
                 ),
                 "notify admin",
             )
             sent.append((message.chat_id, message.message_id))
         except TelegramError as exc:
             log.warning("could not notify admin %s: %s", admin_id, type(exc).__name__)
-    await rt.service.remember_request_notices(person.telegram_id, sent)
+    await rt.service.remember_request_notices(tid, sent)
 
 
 async def getcert(update: Update, context: Context) -> None:
-    """Issue and deliver a certificate for the named device (or the default one)."""
+    """/getcert [device]: issue and deliver a certificate."""
     user = update.effective_user
     where = update.effective_chat
     if user is None or where is None:
@@ -128,7 +132,7 @@ async def getcert(update: Update, context: Context) -> None:
 
 
 async def platform_button(update: Update, context: Context) -> None:
-    """``plat:<ios|android>:<device>``: the presser picks their own phone, nobody else's."""
+    """A :class:`PlatformChoice` pressed: the presser picks their own phone, nobody else's."""
     query = update.callback_query
     if query is None:
         return
