@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram import texts
 from bot.telegram.handlers.common import Throttle
+from bot.texts import chat, t
 from pki import CertificateAuthority
 from tests.botproc import ADMIN_ID
 from tests.fake_telegram import FakeTelegram
@@ -137,7 +137,7 @@ def test_a_flood_is_throttled_limited_and_does_not_silence_others(world: World) 
     wait_until_quiet(tg)
 
     to_flooder = tg.sent_messages(flooder.id)[before:]
-    slow_downs = [m for m in to_flooder if text_of(m) == texts.SLOW_DOWN]
+    slow_downs = [m for m in to_flooder if text_of(m) == t(chat.SLOW_DOWN)]
     times = reply_times(tg, flooder.id)
     windows = 1 + int((max(times) - min(times)) // 10)
     assert slow_downs, "the flood got no 'too fast' answer"
@@ -158,5 +158,5 @@ def test_admins_are_not_throttled(world: World) -> None:
     for _ in range(60):
         tg.send_text(world.admin, "/help")
     tg.wait_for(lambda m: len(tg.sent_messages(ADMIN_ID)) >= before + 60, 30)
-    assert not [m for m in tg.sent_messages(ADMIN_ID) if text_of(m) == texts.SLOW_DOWN]
+    assert not [m for m in tg.sent_messages(ADMIN_ID) if text_of(m) == t(chat.SLOW_DOWN)]
     assert_healthy(bot)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from contextlib import AsyncExitStack
 from typing import Any
@@ -25,7 +24,8 @@ from bot.config import Settings
 from bot.core.results import CrlReport
 from bot.core.service import Service
 from bot.telegram.api_request import api_request
-from bot.telegram.handlers import admin, people
+from bot.telegram.callbacks import PlatformChoice, RequestAnswer
+from bot.telegram.handlers import admin, approvals, people
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -35,19 +35,17 @@ from bot.telegram.handlers.common import (
 )
 from bot.telegram.handlers.delivery import delete_due_messages, with_retry
 from bot.telegram.polling import TolerantUpdatesRequest
+from bot.telegram.render import esc
+from bot.texts import chat, t
 from bot.wiring import open_service
 
 log = logging.getLogger(__name__)
 
-CRL_PROBLEM = (
-    "⚠️ The {when} CRL refresh failed: {detail}\n"
-    "Mosquitto refuses every client once the CRL passes its nextUpdate; please fix this."
-)
 PUBLIC_COMMANDS = [
-    BotCommand("start", "what this bot does and where you stand"),
-    BotCommand("request", "ask for access"),
-    BotCommand("getcert", "get your certificate: /getcert [device]"),
-    BotCommand("help", "the commands you can use"),
+    ("start", chat.COMMAND_START),
+    ("request", chat.COMMAND_REQUEST),
+    ("getcert", chat.COMMAND_GETCERT),
+    ("help", chat.COMMAND_HELP),
 ]
 
 
@@ -69,7 +67,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         if leftovers:
             log.warning("revoked %d certificate(s) whose delivery a crash cut off", leftovers)
         report = await service.refresh_crl()
-        await tell_admins_if_crl_failed(app, service, report, "start-up")
+        await tell_admins_if_crl_failed(app, service, report, chat.CRL_AT_START_UP)
         me = app.bot
         log.info(
             "started as @%s; admins %s; data dir %s; CA %s; CRL %s; broker %s:%s",
@@ -77,7 +75,9 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             service.ca.fingerprint_sha256, settings.effective_crl_path,
             settings.mqtt_host or "(unset)", settings.mqtt_port,
         )
-        await app.bot.set_my_commands(PUBLIC_COMMANDS)
+        await app.bot.set_my_commands(
+            [BotCommand(name, t(description)) for name, description in PUBLIC_COMMANDS]
+        )
         jobs = app.job_queue
         assert jobs is not None
         sweep = max(1, min(30, settings.secret_ttl_seconds // 4))
@@ -113,16 +113,20 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("help", people.help_command),
         ("request", people.request_access),
         ("getcert", people.getcert),
-        ("approve", admin.approve),
-        ("deny", admin.deny),
+        ("approve", approvals.approve),
+        ("deny", approvals.deny),
         ("revoke", admin.revoke),
         ("repin", admin.repin),
         ("pending", admin.pending),
         ("users", admin.users),
     ]:
         app.add_handler(CommandHandler(name, callback))
-    app.add_handler(CallbackQueryHandler(people.platform_button, pattern=r"^plat:"))
-    app.add_handler(CallbackQueryHandler(admin.request_button, pattern=r"^req:"))
+    app.add_handler(
+        CallbackQueryHandler(people.platform_button, pattern=f"^{PlatformChoice.PREFIX}:")
+    )
+    app.add_handler(
+        CallbackQueryHandler(approvals.request_button, pattern=f"^{RequestAnswer.PREFIX}:")
+    )
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))
     app.add_handler(
@@ -135,8 +139,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button from an older version of the bot, or forged data."""
     if update.callback_query is not None:
-        await answer_query(update.callback_query, "That button is no longer valid.")
+        await answer_query(update.callback_query, t(chat.BUTTON_STALE))
 
 
 async def refresh_crl_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -144,7 +149,7 @@ async def refresh_crl_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = context.application.bot_data["runtime"]
     assert isinstance(rt, Runtime)
     report = await rt.service.refresh_crl()
-    await tell_admins_if_crl_failed(context.application, rt.service, report, "scheduled")
+    await tell_admins_if_crl_failed(context.application, rt.service, report, chat.CRL_SCHEDULED)
 
 
 async def tell_admins_if_crl_failed(
@@ -154,12 +159,12 @@ async def tell_admins_if_crl_failed(
     if report.written and (report.reload is None or report.reload.ok):
         return
     if not report.written:
-        detail = report.error or "the CRL was not written"
+        detail = report.error or t(chat.CRL_NOT_WRITTEN)
     else:
         assert report.reload is not None
-        detail = f"the CRL was written but the broker reload failed: {report.reload.detail}"
+        detail = t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
     log.error("%s CRL refresh failed: %s", when, detail)
-    text = CRL_PROBLEM.format(when=when, detail=html.escape(detail[:500]))
+    text = t(chat.CRL_PROBLEM, when=t(when), detail=esc(detail[:500]))
     for admin_id in sorted(service.policy.admin_ids):
         try:
             await with_retry(

@@ -15,13 +15,15 @@ from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.core.errors import UserError
+from bot.core.models import StorageError
 from bot.core.service import Service
-from bot.telegram import texts
+from bot.telegram.callbacks import telegram_id
 from bot.telegram.lanes import DeliveryLanes
+from bot.telegram.render import render_error
+from bot.texts import chat, t
 from pki.authority import CAError
 from pki.bundle import CertificateRejected
 from pki.names import InvalidName
-from storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,8 @@ async def reply(update: Update, text: str, **kwargs: Any) -> None:
 
 
 def is_private(update: Update) -> bool:
-    chat = update.effective_chat
-    return chat is not None and chat.type == Chat.PRIVATE
+    where = update.effective_chat
+    return where is not None and where.type == Chat.PRIVATE
 
 
 def args_of(context: Context) -> list[str]:
@@ -68,7 +70,7 @@ def args_of(context: Context) -> list[str]:
 async def guard_args(update: Update, context: Context) -> bool:
     """Refuse absurdly long input early, with an answer."""
     if sum(len(a) for a in args_of(context)) > ARG_MAX:
-        await reply(update, "That is far too long for me. Please keep arguments short.")
+        await reply(update, t(chat.TOO_LONG))
         return False
     return True
 
@@ -88,19 +90,26 @@ async def require_admin(update: Update, context: Context) -> bool:
     """Admin commands need an admin *and* a private chat: listings name people and ids."""
     user = update.effective_user
     if user is None or not runtime(context).service.is_admin(user.id):
-        await reply(update, texts.NOT_ADMIN)
+        await reply(update, t(chat.NOT_ADMIN))
         return False
     if not is_private(update):
-        await reply(update, texts.ADMIN_PRIVATE_ONLY)
+        await reply(update, t(chat.ADMIN_PRIVATE_ONLY))
         return False
     return True
 
 
+class NotATelegramId(UserError):
+    """An admin typed something that is not a Telegram user id."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(chat.BAD_TELEGRAM_ID, value=value)
+
+
 def parse_telegram_id(value: str) -> int:
-    # isascii: str.isdigit() also accepts '²' (int() raises) and '١٢٣' (another number).
-    if not (value.isascii() and value.isdigit()) or len(value) > 15 or int(value) <= 0:
-        raise UserError(texts.BAD_TELEGRAM_ID.format(value=value[:32]))
-    return int(value)
+    tid = telegram_id(value)
+    if tid is None:
+        raise NotATelegramId(value[:32])
+    return tid
 
 
 class Throttle:
@@ -164,9 +173,9 @@ async def throttle_updates(update: Update, context: Context) -> None:
         return
     if warn:
         if update.callback_query is not None:
-            await answer_query(update.callback_query, texts.SLOW_DOWN)
+            await answer_query(update.callback_query, t(chat.SLOW_DOWN))
         else:
-            await reply(update, texts.SLOW_DOWN)
+            await reply(update, t(chat.SLOW_DOWN))
     raise ApplicationHandlerStop
 
 
@@ -198,11 +207,12 @@ async def on_error(update: object, context: Context) -> None:
     log.error("unhandled error %s", ref, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await reply(update, texts.INTERNAL_ERROR.format(ref=ref))
+            await reply(update, t(chat.INTERNAL_ERROR, ref=ref))
         except Exception:
             log.warning("could not tell the person about error %s", ref)
 
 
 async def answer_user_error(update: Update, exc: Exception) -> None:
-    await reply(update, texts.esc(str(exc)))
+    """Tell the sender what went wrong and how to fix it."""
+    await reply(update, render_error(exc))
 

@@ -24,9 +24,12 @@ from telegram.error import (
 from telegram.ext import Application, ContextTypes
 
 from bot.core.errors import PlatformNeeded
+from bot.core.models import Platform
 from bot.core.results import IssuedBundle
-from bot.telegram import texts
+from bot.telegram import render
+from bot.telegram.callbacks import PlatformChoice
 from bot.telegram.handlers.common import PEOPLE_ERRORS, Runtime, runtime
+from bot.texts import chat, errors, t
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,7 +38,6 @@ MAX_ATTEMPTS = 4
 RETRY_AFTER_CAP = 30.0
 CA_FILENAME = "ca.crt"
 PIN_FILENAME = "ca.otre"
-ALREADY_PREPARING = "I'm already preparing your certificate; it will arrive in a moment."
 
 
 def _surely_not_sent(exc: NetworkError) -> bool:
@@ -80,10 +82,13 @@ async def with_retry(
 
 
 def platform_keyboard(device: str) -> InlineKeyboardMarkup:
+    """One button per phone; the press comes back as a :class:`PlatformChoice`."""
     return InlineKeyboardMarkup(
         [[
-            InlineKeyboardButton("iPhone", callback_data=f"plat:ios:{device}"),
-            InlineKeyboardButton("Android", callback_data=f"plat:android:{device}"),
+            InlineKeyboardButton(
+                render.phone(platform), callback_data=PlatformChoice(platform, device).data()
+            )
+            for platform in (Platform.IOS, Platform.ANDROID)
         ]]
     )
 
@@ -97,7 +102,8 @@ async def issue_and_deliver(
     rt = runtime(context)
     bot = context.bot
     if telegram_id in rt.delivering:
-        await with_retry(lambda: bot.send_message(chat_id, ALREADY_PREPARING), "busy notice")
+        busy = t(errors.ALREADY_PREPARING)
+        await with_retry(lambda: bot.send_message(chat_id, busy), "busy notice")
         return
     rt.delivering.add(telegram_id)
     try:
@@ -125,24 +131,26 @@ async def _issue_and_send_secrets(
     if isinstance(answer, PlatformNeeded):
         keyboard = platform_keyboard(answer.device)
         await with_retry(
-            lambda: bot.send_message(chat_id, texts.ASK_PLATFORM, reply_markup=keyboard),
+            lambda: bot.send_message(chat_id, t(chat.ASK_PLATFORM), reply_markup=keyboard),
             "ask platform",
         )
     else:
-        refusal = str(answer)
+        refusal = render.error_text(answer)
         await with_retry(lambda: bot.send_message(chat_id, refusal), "issue refusal")
     return None
 
 
 async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> bool:
-    caption = texts.FILE_CAPTION.format(
-        username=texts.esc(bundle.username),
-        device=texts.esc(bundle.device),
-        until=texts.day(bundle.not_after),
-        ttl=texts.duration(rt.secret_ttl),
+    """File, then passphrase; True once both arrived, else the certificate is revoked."""
+    caption = t(
+        chat.FILE_CAPTION,
+        username=render.esc(bundle.username),
+        device=render.esc(bundle.device),
+        until=render.day(bundle.not_after),
+        ttl=render.duration(rt.secret_ttl),
     )
     if bundle.replaced:
-        caption += texts.REPLACED
+        caption += t(chat.REPLACED)
     try:
         file_message = await with_retry(
             lambda: bot.send_document(
@@ -162,8 +170,9 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
         return False
     await schedule_deletion(rt, file_message)
 
-    text = texts.SECRET_MESSAGE.format(
-        filename=texts.esc(bundle.filename), passphrase=texts.esc(bundle.passphrase)
+    text = t(
+        chat.SECRET_MESSAGE,
+        filename=render.esc(bundle.filename), passphrase=render.esc(bundle.passphrase),
     )
     try:
         secret_message = await with_retry(
@@ -185,6 +194,7 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
 async def _undelivered(
     bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle, file_message: Message | None
 ) -> None:
+    """Revoke a bundle that did not fully arrive, remove its file, and say why."""
     await rt.service.revoke_undelivered(bundle.serial)
     if file_message is not None:
         try:
@@ -192,7 +202,8 @@ async def _undelivered(
         except TelegramError:
             log.info("could not delete the orphaned certificate file; the schedule will")
     try:
-        await with_retry(lambda: bot.send_message(chat_id, texts.UNDELIVERED), "undelivered notice")
+        notice = t(chat.UNDELIVERED)
+        await with_retry(lambda: bot.send_message(chat_id, notice), "undelivered notice")
     except TelegramError:
         log.info("could not tell chat about the undelivered certificate")
 
@@ -205,7 +216,7 @@ async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: Issue
         await with_retry(
             lambda: bot.send_message(
                 chat_id,
-                texts.steps(
+                render.steps(
                     bundle.platform, ca=CA_FILENAME, filename=bundle.filename,
                     host=rt.mqtt_host, port=rt.mqtt_port, username=bundle.username,
                     device=bundle.device,
@@ -222,21 +233,23 @@ async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: Issue
 async def send_pin(
     bot: Bot, chat_id: int, pem: bytes, der: bytes, caption: str | None = None
 ) -> None:
+    """The CA as ``ca.crt`` and as an OwnTracks pin file ``ca.otre``."""
     await with_retry(
         lambda: bot.send_document(
-            chat_id, InputFile(pem, filename=CA_FILENAME), caption=caption or texts.CA_CAPTION
+            chat_id, InputFile(pem, filename=CA_FILENAME), caption=caption or t(chat.CA_CAPTION)
         ),
         "send CA",
     )
     await with_retry(
         lambda: bot.send_document(
-            chat_id, InputFile(der, filename=PIN_FILENAME), caption=texts.PIN_CAPTION
+            chat_id, InputFile(der, filename=PIN_FILENAME), caption=t(chat.PIN_CAPTION)
         ),
         "send pin",
     )
 
 
 async def schedule_deletion(rt: Runtime, message: Message) -> None:
+    """Recorded in the database, so the deletion survives a restart."""
     await rt.service.schedule_deletion(
         message.chat_id, message.message_id, timedelta(seconds=rt.secret_ttl)
     )

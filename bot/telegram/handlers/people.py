@@ -8,7 +8,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot.telegram import texts
+from bot.core.models import Person, PersonStatus
+from bot.telegram import render
+from bot.telegram.callbacks import PlatformChoice, RequestAnswer, parse
 from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,
     Context,
@@ -21,44 +23,50 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
-from storage import PersonStatus, Platform
+from bot.texts import chat, t
 
 log = logging.getLogger(__name__)
 
 
 async def start(update: Update, context: Context) -> None:
+    """What the bot does and where the sender stands."""
     user = update.effective_user
     if user is None:
         return
     if not is_private(update):  # a person's status (and username) is nobody else's business
-        await reply(update, texts.PRIVATE_ONLY)
+        await reply(update, t(chat.PRIVATE_ONLY))
         return
     person = await runtime(context).service.status(user.id)
-    await reply(update, f"{texts.WELCOME}\n\n{texts.status_line(person)}")
+    status = render.status_line(person)
+    await reply(update, t(chat.WELCOME_AND_STATUS, welcome=t(chat.WELCOME), status=status))
+
+
+def _help(update: Update, context: Context) -> str:
+    """The commands the sender may use (admins see theirs too)."""
+    user = update.effective_user
+    text = t(chat.HELP_EVERYONE)
+    if user is not None and runtime(context).service.is_admin(user.id):
+        text += t(chat.HELP_ADMIN)
+    return text
 
 
 async def help_command(update: Update, context: Context) -> None:
-    user = update.effective_user
-    text = texts.HELP_EVERYONE
-    if user is not None and runtime(context).service.is_admin(user.id):
-        text += texts.HELP_ADMIN
-    await reply(update, text)
+    """The command list; also the answer to any other private message."""
+    await reply(update, _help(update, context))
 
 
 async def unknown_command(update: Update, context: Context) -> None:
-    user = update.effective_user
-    text = texts.UNKNOWN_COMMAND + texts.HELP_EVERYONE
-    if user is not None and runtime(context).service.is_admin(user.id):
-        text += texts.HELP_ADMIN
-    await reply(update, text)
+    """A command the bot does not know: say so, then list the ones it does."""
+    await reply(update, t(chat.UNKNOWN_COMMAND) + _help(update, context))
 
 
 async def request_access(update: Update, context: Context) -> None:
+    """/request: ask the admins for access."""
     user = update.effective_user
     if user is None:
         return
     if not is_private(update):
-        await reply(update, texts.PRIVATE_ONLY)
+        await reply(update, t(chat.PRIVATE_ONLY))
         return
     rt = runtime(context)
     try:
@@ -68,74 +76,86 @@ async def request_access(update: Update, context: Context) -> None:
         return
     if not outcome.notify_admins:
         approved = outcome.person.status == PersonStatus.APPROVED
-        await reply(update, texts.REQUEST_APPROVED_ALREADY if approved else texts.REQUEST_ALREADY)
+        await reply(update, t(chat.REQUEST_APPROVED_ALREADY if approved else chat.REQUEST_ALREADY))
         return
-    await reply(update, texts.REQUEST_SENT)
-    person = outcome.person
+    await reply(update, t(chat.REQUEST_SENT))
+    await _notify_admins(context, outcome.person)
+
+
+async def _notify_admins(context: Context, person: Person) -> None:
+    """Every admin gets the request with Approve/Deny; the copies are remembered so that the
+    first decision can be shown on all of them."""
+    rt = runtime(context)
+    tid = person.telegram_id
     keyboard = InlineKeyboardMarkup(
         [[
-            InlineKeyboardButton("✅ Approve", callback_data=f"req:approve:{person.telegram_id}"),
-            InlineKeyboardButton("❌ Deny", callback_data=f"req:deny:{person.telegram_id}"),
+            InlineKeyboardButton(
+                t(chat.BUTTON_APPROVE), callback_data=RequestAnswer("approve", tid).data()
+            ),
+            InlineKeyboardButton(
+                t(chat.BUTTON_DENY), callback_data=RequestAnswer("deny", tid).data()
+            ),
         ]]
     )
+    text = t(chat.ADMIN_NEW_REQUEST, who=render.who(person))
     sent: list[tuple[int, int]] = []
     for admin_id in sorted(rt.service.policy.admin_ids):
         try:
             message = await with_retry(
                 lambda admin_id=admin_id: context.bot.send_message(  # type: ignore[misc]
-                    admin_id,
-                    texts.ADMIN_NEW_REQUEST.format(who=texts.who(person)),
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard,
+                    admin_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
                 ),
                 "notify admin",
             )
             sent.append((message.chat_id, message.message_id))
         except TelegramError as exc:
             log.warning("could not notify admin %s: %s", admin_id, type(exc).__name__)
-    await rt.service.remember_request_notices(person.telegram_id, sent)
+    await rt.service.remember_request_notices(tid, sent)
 
 
 async def getcert(update: Update, context: Context) -> None:
+    """/getcert [device]: issue and deliver a certificate."""
     user = update.effective_user
-    chat = update.effective_chat
-    if user is None or chat is None:
+    where = update.effective_chat
+    if user is None or where is None:
         return
     if not is_private(update):
-        await reply(update, texts.PRIVATE_ONLY)
+        await reply(update, t(chat.PRIVATE_ONLY))
         return
     if not await guard_args(update, context):
         return
     args = args_of(context)
     if len(args) > 1:
-        await reply(update, texts.USAGE_GETCERT)
+        await reply(update, t(chat.USAGE_GETCERT))
         return
-    await issue_and_deliver(context, user.id, chat.id, args[0] if args else None)
+    await issue_and_deliver(context, user.id, where.id, args[0] if args else None)
 
 
 async def platform_button(update: Update, context: Context) -> None:
-    """``plat:<ios|android>:<device>``: the presser picks their own phone, nobody else's."""
+    """A :class:`PlatformChoice` pressed: the presser picks their own phone, nobody else's."""
     query = update.callback_query
     if query is None:
         return
     user = query.from_user
-    parts = (query.data or "").split(":")
-    if len(parts) != 3 or parts[1] not in {p.value for p in Platform}:
-        await answer_query(query, texts.BUTTON_STALE)
+    choice = parse(query.data)
+    if not isinstance(choice, PlatformChoice):
+        await answer_query(query, t(chat.BUTTON_STALE))
         return
     if not is_private(update):
-        await answer_query(query, texts.PRIVATE_ONLY, show_alert=True)
+        await answer_query(query, t(chat.PRIVATE_ONLY), show_alert=True)
         return
     await answer_query(query)
     rt = runtime(context)
     try:
-        await rt.service.set_platform(user.id, Platform(parts[1]))
+        await rt.service.set_platform(user.id, choice.platform)
     except PEOPLE_ERRORS as exc:
-        await context.bot.send_message(user.id, str(exc))
+        await context.bot.send_message(user.id, render.error_text(exc))
         return
-    label = "iPhone" if parts[1] == Platform.IOS else "Android"
+    answered = t(
+        chat.PLATFORM_CHOSEN, question=t(chat.ASK_PLATFORM), phone=render.phone(choice.platform)
+    )
     try:
-        await query.edit_message_text(f"{texts.ASK_PLATFORM} {label}.")
+        await query.edit_message_text(answered)
     except TelegramError:
         log.info("could not edit the platform question")
-    await issue_and_deliver(context, user.id, user.id, parts[2])
+    await issue_and_deliver(context, user.id, user.id, choice.device)

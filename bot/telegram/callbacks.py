@@ -1,0 +1,131 @@
+"""Every inline button's data: one frozen dataclass per format, a builder and one parser.
+
+Button data comes back from Telegram as a string anyone can forge, so handlers never split it
+themselves: :func:`parse` turns it into one of the values below or ``None``. The wire format
+is ``<prefix>:<field>:<field>…`` and must stay byte-identical, because buttons already sitting
+in chats keep sending it. A new format is a dataclass with a
+``PREFIX``, ``fields()``, ``data()`` and ``from_fields()``, registered with :func:`_format`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol, Self, TypeVar, get_args
+
+from bot.core.models import Platform
+
+MAX_BYTES = 64  # Telegram refuses longer callback_data
+SEPARATOR = ":"
+TELEGRAM_ID_MAX_DIGITS = 15
+
+RequestAction = Literal["approve", "deny", "ok", "cancel"]
+_REQUEST_ACTIONS: frozenset[str] = frozenset(get_args(RequestAction))
+
+
+class ButtonData(Protocol):
+    """What every format offers: its prefix, its fields in wire order and a parser for them."""
+
+    PREFIX: ClassVar[str]
+
+    def fields(self) -> tuple[str, ...]: ...
+
+    def data(self) -> str: ...
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None: ...
+
+
+_FORMATS: dict[str, Callable[[Sequence[str]], ButtonData | None]] = {}
+B = TypeVar("B", bound=ButtonData)
+
+
+def _format(cls: type[B]) -> type[B]:
+    """Register a format under its prefix, so :func:`parse` knows it."""
+    assert cls.PREFIX not in _FORMATS, f"two button formats share the prefix {cls.PREFIX!r}"
+    _FORMATS[cls.PREFIX] = cls.from_fields
+    return cls
+
+
+def encode(button: ButtonData) -> str:
+    """The wire string of ``button``; raises ValueError beyond Telegram's 64-byte limit."""
+    fields = button.fields()
+    if any(not f or SEPARATOR in f for f in fields):
+        raise ValueError(f"button fields must be non-empty and free of {SEPARATOR!r}")
+    text = SEPARATOR.join((button.PREFIX, *fields))
+    if len(text.encode()) > MAX_BYTES:
+        raise ValueError(f"button data over {MAX_BYTES} bytes: {text[:80]!r}")
+    return text
+
+
+def parse(raw: str | None) -> ButtonData | None:
+    """The value a button carries, or None for anything malformed, unknown or forged."""
+    if not raw or len(raw.encode()) > MAX_BYTES:
+        return None
+    prefix, *fields = raw.split(SEPARATOR)
+    from_fields = _FORMATS.get(prefix)
+    if from_fields is None or any(not f for f in fields):
+        return None
+    return from_fields(fields)
+
+
+def telegram_id(text: str) -> int | None:
+    """A Telegram user id written in ASCII digits (``'²'`` and ``'١٢٣'`` pass isdigit())."""
+    if not (text.isascii() and text.isdigit()) or len(text) > TELEGRAM_ID_MAX_DIGITS:
+        return None
+    value = int(text)
+    return value if value > 0 else None
+
+
+@_format
+@dataclass(frozen=True)
+class RequestAnswer:
+    """``req:<approve|deny|ok|cancel>:<telegram_id>[:<username>]`` on an admin's copy of a
+    request; ``ok`` (approve under ``username``) is the only action that carries a name."""
+
+    PREFIX: ClassVar[str] = "req"
+
+    action: RequestAction
+    telegram_id: int
+    username: str | None = None
+
+    def fields(self) -> tuple[str, ...]:
+        name = () if self.username is None else (self.username,)
+        return (self.action, str(self.telegram_id), *name)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) not in (2, 3) or fields[0] not in _REQUEST_ACTIONS:
+            return None
+        action: RequestAction = fields[0]  # type: ignore[assignment]
+        tid = telegram_id(fields[1])
+        named = len(fields) == 3
+        if tid is None or fields[1] != str(tid) or named != (action == "ok"):
+            return None
+        return cls(action, tid, fields[2] if named else None)
+
+
+@_format
+@dataclass(frozen=True)
+class PlatformChoice:
+    """``plat:<ios|android>:<device>``: the presser's phone, for the device they asked for."""
+
+    PREFIX: ClassVar[str] = "plat"
+
+    platform: Platform
+    device: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.platform.value, self.device)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
+            return None
+        return cls(Platform(fields[0]), fields[1])
