@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
+_AUDIT_LOG_NO_UPDATE = """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"""
+
 # Forward-only schema history. Step i (0-based) takes user_version i to i + 1. Never edit a
 # released step; append a new one. Statements run in one transaction together with the
 # user_version bump, so a failed step leaves the file at the previous version.
@@ -106,8 +109,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     #    (revoked, superseded) AND not_after > now, is served by certificates_status.)
     (
         "ALTER TABLE people ADD COLUMN platform TEXT CHECK (platform IN ('ios', 'android'))",
-        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        _AUDIT_LOG_NO_UPDATE,
         """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         "CREATE INDEX certificates_username ON certificates (mqtt_username COLLATE NOCASE)",
@@ -126,6 +128,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             message_id  INTEGER NOT NULL,
             PRIMARY KEY (telegram_id, chat_id, message_id)
         ) WITHOUT ROWID""",
+    ),
+    # 5: the operator's shell is stored as actor 0 (models.OPERATOR_ID), as approve and deny
+    #    always did; NULL is left to the bot itself (expiry, undelivered revocations). Earlier
+    #    revocations, pins, re-pins and restores from the shell wrote NULL: they are converted.
+    #    The append-only trigger is lifted for this one rewrite of who, never of what.
+    (
+        "DROP TRIGGER audit_log_no_update",
+        """UPDATE audit_log SET actor_id = 0
+           WHERE actor_id IS NULL
+             AND action IN ('revoke', 'set_pin', 'repin', 'restore-kept-revocations')""",
+        _AUDIT_LOG_NO_UPDATE,
+        "UPDATE people SET decided_by = 0 WHERE decided_by IS NULL AND status = 'revoked'",
+        "UPDATE pins SET changed_by = 0 WHERE changed_by IS NULL",
     ),
 )
 

@@ -31,8 +31,9 @@ def build_old_database(path: Path, version: int) -> None:
             )
             cert = make_cert(1, "alice", serial="abc123")
             conn.execute(
-                """INSERT INTO certificates VALUES (?, 1, 'alice', 'phone', ?, ?, ?, ?, 'active',
-                       NULL, NULL)""",
+                """INSERT INTO certificates (serial, telegram_id, mqtt_username, device,
+                       fingerprint_sha256, not_before, not_after, issued_at, status)
+                   VALUES (?, 1, 'alice', 'phone', ?, ?, ?, ?, 'active')""",
                 (cert.serial, cert.fingerprint_sha256, cert.not_before.isoformat(),
                  cert.not_after.isoformat(), cert.issued_at.isoformat()),
             )
@@ -276,7 +277,7 @@ async def test_no_private_key_or_passphrase_reaches_the_file(tmp_path: Path) -> 
     needles = [b"PRIVATE KEY", private_key_pem(ca.private_key)]
     async with await Database.open(path) as db:
         repo = Repository(db)
-        await repo.set_pin(pin_der(ca.certificate), fingerprint_sha256(ca.certificate), by=None)
+        await repo.set_pin(pin_der(ca.certificate), fingerprint_sha256(ca.certificate), by=ADMIN)
         await approved(repo, 1, "alice")
         for device in ("phone", "phone", "tablet"):
             key = generate_private_key("ec-p256")

@@ -32,6 +32,7 @@ from pki.bundle import (
 from pki.crl import RevokedEntry, build_crl, write_crl
 from pki.names import validate_device, validate_username
 from storage import (
+    OPERATOR_ID,
     AuditEntry,
     Certificate,
     CertStatus,
@@ -194,11 +195,11 @@ class Service:
             raise UserError(
                 f"'{name}' is reserved for the bot's own broker identity; choose another username."
             )
-        return await self.repo.approve(telegram_id, name, by=actor_id or 0)
+        return await self.repo.approve(telegram_id, name, by=actor_id or OPERATOR_ID)
 
     async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
         self._require_admin(actor_id)
-        return await self.repo.deny(telegram_id, by=actor_id or 0, reason=_clip(reason))
+        return await self.repo.deny(telegram_id, by=actor_id or OPERATOR_ID, reason=_clip(reason))
 
     async def set_platform(self, telegram_id: int, platform: Platform) -> Person:
         return await self.repo.set_platform(telegram_id, platform)
@@ -327,7 +328,7 @@ class Service:
         self._require_admin(actor_id)
         person = await self.find_person(target)
         person, certs = await self.repo.revoke_person(
-            person.telegram_id, by=actor_id, reason=_clip(reason)
+            person.telegram_id, by=actor_id or OPERATOR_ID, reason=_clip(reason)
         )
         report = await self.refresh_crl(kick_username=person.mqtt_username)
         return Revocation(person, certs, report)
@@ -381,7 +382,7 @@ class Service:
         # Off the loop: a hostile upload may hold a huge key that takes long to check.
         cert = await asyncio.to_thread(load_certificate, data, require_ca=True, now=self._clock())
         bundle = _pin_bundle(cert)
-        await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id)
+        await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id or OPERATOR_ID)
         return bundle
 
     async def pin_recipients(self, actor_id: int | None, pin: PinBundle) -> list[Person]:
@@ -389,7 +390,7 @@ class Service:
         self._require_admin(actor_id)
         people = await self.repo.list_people(PersonStatus.APPROVED)
         await self.repo.add_audit(
-            actor_id=actor_id, action="repin", subject_id=None,
+            actor_id=actor_id or OPERATOR_ID, action="repin", subject_id=None,
             details={"fingerprint": pin.fingerprint, "recipients": len(people)},
         )
         return people
