@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pki import CertificateAuthority, verify_crl
@@ -16,7 +17,7 @@ from tests.dynsec import Phone, dynsec_config, needs_dynsec
 from tests.fake_telegram import FakeTelegram, FakeUser
 from tests.mosquitto import Broker, ClientFiles, _free_port, write_client_files
 
-pytestmark = needs_dynsec
+pytestmark = [needs_dynsec, pytest.mark.slow]  # starts a bot process
 
 
 def phone_files(

@@ -43,7 +43,7 @@ from tests.dynsec import (
 )
 from tests.mosquitto import Broker, ClientFiles, _free_port
 
-pytestmark = needs_dynsec
+pytestmark = [needs_dynsec, pytest.mark.slow]  # starts Mosquitto
 
 
 # ---- the kick --------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from tests.delivery_checks import (
 )
 from tests.fake_telegram import FakeTelegram, FakeUser
 
+pytestmark = pytest.mark.slow  # starts a bot process
+
 SEED = 20240607
 TRIALS = 22
 PEOPLE = range(7001, 7007)

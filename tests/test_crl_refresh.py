@@ -21,6 +21,8 @@ from tests.delivery_checks import (
 )
 from tests.fake_telegram import FakeTelegram
 
+pytestmark = pytest.mark.slow  # starts a bot process
+
 DAY = timedelta(days=1)
 
 
