@@ -12,6 +12,7 @@ import pytest
 from storage import Database, NotFound, Repository, StorageError, restore_database
 from storage.db import MIGRATIONS, SCHEMA_VERSION
 from tests.storage_fixtures import ADMIN, T0, approved, make_cert, raw_rows
+from tests.waiting import async_wait_until
 
 
 def build_old_database(path: Path, version: int) -> None:
@@ -322,7 +323,8 @@ async def test_cancelled_while_waiting_for_the_write_lock_leaves_no_open_transac
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         task = asyncio.create_task(repo.approve(1, "alice", by=ADMIN))
-        await asyncio.sleep(0.2)
+        # Holding the write lock means its BEGIN IMMEDIATE is queued on the connection.
+        assert await async_wait_until(db._lock.locked, 5)
         assert not task.done()  # waiting in busy_timeout
         task.cancel()
         await asyncio.sleep(0)  # the task is now waiting for its ROLLBACK, queued behind BEGIN
