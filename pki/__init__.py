@@ -6,7 +6,6 @@ from pki.bundle import (
     PASSPHRASE_ENTROPY_BITS,
     CertificateRejected,
     Pkcs12Profile,
-    fingerprint_sha256,
     load_certificate,
     make_passphrase,
     pin_der,
@@ -15,6 +14,7 @@ from pki.bundle import (
 )
 from pki.crl import CRLError, RevokedEntry, build_crl, verify_crl, write_crl
 from pki.files import write_private_file, write_public_file
+from pki.identity import fingerprint_sha256, public_key_der, same_public_key
 from pki.keys import CAKeyType, ClientKeyType, PrivateKey, generate_private_key
 from pki.names import InvalidName, validate_device, validate_username
 
@@ -40,6 +40,8 @@ __all__ = [
     "pin_der",
     "pkcs12_bundle",
     "private_key_pem",
+    "public_key_der",
+    "same_public_key",
     "validate_device",
     "validate_username",
     "verify_crl",

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pki.files import write_private_file, write_public_file
+from pki.identity import authority_key_identifier, fingerprint_sha256, same_public_key
 from pki.keys import (
     CAKeyType,
     ClientKeyType,
@@ -52,21 +53,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _fingerprint(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
 def _public_key(certificate: x509.Certificate) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         raise CAError("The CA certificate has an unsupported key type (use RSA or EC).")
     return key
-
-
-def _spki(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _check_is_ca(certificate: x509.Certificate) -> None:
@@ -110,14 +101,6 @@ def _load_key(key_pem: bytes, passphrase: bytes | None) -> PrivateKey:
         raise CAError(f"The CA key cannot be used: {exc}") from None
 
 
-def _authority_key_id(certificate: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    try:
-        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(_public_key(certificate))
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
 @dataclass(frozen=True)
 class CertificateAuthority:
     """A CA certificate with its private key; verified to match and to be a CA."""
@@ -127,7 +110,8 @@ class CertificateAuthority:
 
     def __post_init__(self) -> None:
         _check_is_ca(self.certificate)
-        if _spki(_public_key(self.certificate)) != _spki(self.private_key.public_key()):
+        _public_key(self.certificate)  # an unsupported key type is refused with a clear message
+        if not same_public_key(self.certificate, self.private_key):
             raise CAError("The CA key does not belong to the CA certificate.")
 
     # ---- creating and loading ------------------------------------------------------------
@@ -238,7 +222,7 @@ class CertificateAuthority:
     @property
     def fingerprint_sha256(self) -> str:
         """Upper-case hex pairs joined by ':' (what people compare on screens)."""
-        return _fingerprint(self.certificate)
+        return fingerprint_sha256(self.certificate)
 
     # ---- issuing -------------------------------------------------------------------------
 
@@ -272,7 +256,7 @@ class CertificateAuthority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(_authority_key_id(self.certificate), critical=False)
+            .add_extension(authority_key_identifier(self.certificate), critical=False)
         )
 
     def issue_client(

@@ -18,6 +18,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from pki.identity import fingerprint_sha256 as fingerprint_sha256  # re-exported: older import
+from pki.identity import same_public_key
 from pki.keys import PrivateKey, check_key_strength
 
 Pkcs12Profile = Literal["legacy", "modern"]
@@ -86,10 +88,7 @@ def pkcs12_bundle(
     if not passphrase:
         raise ValueError("A PKCS#12 bundle needs a non-empty passphrase.")
     key = check_key_strength(private_key)
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if certificate.public_key().public_bytes(
-        serialization.Encoding.DER, public
-    ) != key.public_key().public_bytes(serialization.Encoding.DER, public):
+    if not same_public_key(certificate, key):
         raise ValueError("The private key does not belong to the certificate.")
     return pkcs12.serialize_key_and_certificates(
         friendly_name.encode("utf-8"),
@@ -103,11 +102,6 @@ def pkcs12_bundle(
 def pin_der(certificate: x509.Certificate) -> bytes:
     """DER bytes of a certificate: the content of an OwnTracks ``.otre`` pin file."""
     return certificate.public_bytes(serialization.Encoding.DER)
-
-
-def fingerprint_sha256(certificate: x509.Certificate) -> str:
-    """SHA-256 fingerprint as ``AB:CD:...`` (the form openssl and phones display)."""
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def private_key_pem(private_key: PrivateKey) -> bytes:

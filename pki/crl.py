@@ -22,6 +22,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from pki import _der
 from pki.authority import BACKDATE, CertificateAuthority
 from pki.files import PUBLIC_MODE, atomic_write
+from pki.identity import authority_key_identifier
 from pki.keys import PrivateKey
 
 DEFAULT_VALIDITY = timedelta(days=30)
@@ -191,7 +192,7 @@ def _frame(
 ) -> x509.CertificateRevocationList:
     """The CRL without entries, so names, times and extensions are encoded by cryptography."""
     number = x509.CRLNumber(crl_number)
-    aki = _authority_key_identifier(ca.certificate)
+    aki = authority_key_identifier(ca.certificate)
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         x509.Extension(number.oid, False, number),
         x509.Extension(aki.oid, False, aki),
@@ -230,17 +231,6 @@ def _sign(key: PrivateKey, tbs: bytes, frame: x509.CertificateRevocationList) ->
     elif frame.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256:
         return key.sign(tbs, ec.ECDSA(hashes.SHA256()))
     raise CRLError("The CA key and the CRL signature algorithm do not match.")
-
-
-def _authority_key_identifier(certificate: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    try:
-        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        key = certificate.public_key()
-        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-            raise CRLError("The CA certificate has an unsupported key type.") from None
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 def _der_of(crl: x509.CertificateRevocationList) -> bytes:

@@ -3,6 +3,7 @@
 from storage.db import SCHEMA_VERSION, Database, restore_database
 from storage.errors import InvalidTransition, NotFound, StorageError, UsernameTaken
 from storage.models import (
+    OPERATOR_ID,
     AuditEntry,
     Certificate,
     CertStatus,
@@ -16,6 +17,7 @@ from storage.models import (
 from storage.repo import Repository
 
 __all__ = [
+    "OPERATOR_ID",
     "SCHEMA_VERSION",
     "AuditEntry",
     "CertStatus",

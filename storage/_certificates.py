@@ -100,11 +100,13 @@ class CertificateRepository(RepositoryBase):
             return superseded
 
     async def revoke_person(
-        self, telegram_id: int, *, by: int | None, reason: str | None
+        self, telegram_id: int, *, by: int, reason: str | None
     ) -> tuple[Person, list[Certificate]]:
-        """Take access away: the person becomes revoked and every active certificate too."""
+        """Take access away: the person becomes revoked and every active certificate too.
+
+        ``by``: the admin's Telegram id, or ``OPERATOR_ID`` from the shell."""
         require_int(telegram_id, "telegram_id")
-        require_opt_int(by, "by")
+        require_int(by, "by")
         why = clip_opt(reason, "reason", REASON_MAX)
         now = self._now()
         async with self._db.transaction() as conn:
@@ -129,7 +131,9 @@ class CertificateRepository(RepositoryBase):
             return updated, revoked
 
     async def revoke_certificate(self, serial: str, *, by: int | None, reason: str) -> Certificate:
-        """Revoke one active certificate (e.g. its passphrase could not be delivered)."""
+        """Revoke one active certificate (e.g. its passphrase could not be delivered).
+
+        ``by``: who asked, or ``None`` when the bot does it by itself."""
         key = _serial(serial)
         require_opt_int(by, "by")
         why = require_text(reason, "reason", limit=REASON_MAX)

@@ -33,6 +33,7 @@ class HousekeepingRepository(RepositoryBase):
         details: dict[str, Any] | None = None,
     ) -> None:
         """Append an audit row for an action that changes no stored state (e.g. /repin).
+        ``actor_id``: a Telegram id, ``OPERATOR_ID`` for the shell, ``None`` for the bot itself.
 
         ``details`` is stored as given (JSON): never pass keys, passphrases or tokens. Keys
         such as ``passphrase`` or text containing ``PRIVATE KEY`` are refused as a last net.
@@ -136,13 +137,14 @@ class HousekeepingRepository(RepositoryBase):
         async with self._db.transaction() as conn:
             await conn.execute("DELETE FROM scheduled_deletions WHERE id = ?", (deletion_id,))
 
-    async def set_pin(self, der: bytes, fingerprint_sha256: str, *, by: int | None) -> Pin:
+    async def set_pin(self, der: bytes, fingerprint_sha256: str, *, by: int) -> Pin:
         """Record the CA certificate phones pin. Setting the same fingerprint again is a no-op
-        (``changed_at`` keeps telling when it really changed); earlier pins stay as history."""
+        (``changed_at`` keeps telling when it really changed); earlier pins stay as history.
+        ``by``: the admin's Telegram id, or ``OPERATOR_ID`` from the shell."""
         if not isinstance(der, bytes | bytearray) or not der:
             raise TypeError("der must be non-empty bytes")
         fingerprint = canonical_fingerprint(fingerprint_sha256)
-        require_opt_int(by, "by")
+        require_int(by, "by")
         now = self._now()
         async with self._db.transaction() as conn:
             async with conn.execute("SELECT * FROM pins ORDER BY id DESC LIMIT 1") as cur:

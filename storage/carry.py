@@ -16,6 +16,7 @@ from pathlib import Path
 
 from storage._common import encode_details, to_db
 from storage.db import BUSY_TIMEOUT_MS, SCHEMA_VERSION
+from storage.models import OPERATOR_ID
 
 # Known to the backup: keep the less privileged, later state (revoked, denied, or pending
 # again after a revocation and a new request), never a username.
@@ -126,8 +127,8 @@ def _carry(old_uri: str, staged: Path, *, same_ca: bool, now: datetime) -> Carri
                        "imported": carried.imported, "left_out": carried.left_out}
             conn.execute(
                 "INSERT INTO audit_log (at, actor_id, action, subject_id, details) "
-                "VALUES (?, NULL, 'restore-kept-revocations', NULL, ?)",
-                (to_db(now), encode_details(details)),
+                "VALUES (?, ?, 'restore-kept-revocations', NULL, ?)",
+                (to_db(now), OPERATOR_ID, encode_details(details)),
             )
             conn.execute("COMMIT")
         except BaseException:

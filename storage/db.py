@@ -1,4 +1,5 @@
-"""The SQLite file: connection, pragmas, schema migrations, transactions, backup and restore.
+"""The SQLite file: connection, pragmas, migrating (steps in storage.schema), transactions,
+backup and restore.
 
 One file holds everything that must survive a restart. Writers serialise on ``BEGIN IMMEDIATE``
 (so two processes, or two ``Database`` objects, never both decide on the same row) and each
@@ -21,115 +22,13 @@ from typing import Self
 import aiosqlite
 
 from storage.errors import NotFound, StorageError
+from storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["BUSY_TIMEOUT_MS", "MIGRATIONS", "SCHEMA_VERSION", "Database", "restore_database"]
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
-
-# Forward-only schema history. Step i (0-based) takes user_version i to i + 1. Never edit a
-# released step; append a new one. Statements run in one transaction together with the
-# user_version bump, so a failed step leaves the file at the previous version.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: people, their certificates, and the audit log.
-    (
-        """CREATE TABLE people (
-            telegram_id   INTEGER PRIMARY KEY,
-            display_name  TEXT NOT NULL,
-            tg_username   TEXT,
-            status        TEXT NOT NULL
-                          CHECK (status IN ('pending', 'approved', 'denied', 'revoked')),
-            mqtt_username TEXT COLLATE NOCASE,
-            requested_at  TEXT,
-            decided_at    TEXT,
-            decided_by    INTEGER,
-            reason        TEXT,
-            created_at    TEXT NOT NULL,
-            updated_at    TEXT NOT NULL
-        )""",
-        "CREATE UNIQUE INDEX people_mqtt_username ON people (mqtt_username COLLATE NOCASE)",
-        "CREATE INDEX people_status ON people (status)",
-        """CREATE TABLE certificates (
-            serial             TEXT PRIMARY KEY,
-            telegram_id        INTEGER NOT NULL REFERENCES people (telegram_id),
-            mqtt_username      TEXT NOT NULL,
-            device             TEXT NOT NULL,
-            fingerprint_sha256 TEXT NOT NULL,
-            not_before         TEXT NOT NULL,
-            not_after          TEXT NOT NULL,
-            issued_at          TEXT NOT NULL,
-            status             TEXT NOT NULL
-                               CHECK (status IN ('active', 'revoked', 'superseded', 'expired')),
-            revoked_at         TEXT,
-            revocation_reason  TEXT
-        )""",
-        "CREATE INDEX certificates_owner ON certificates (telegram_id, device, status)",
-        "CREATE INDEX certificates_status ON certificates (status, not_after)",
-        """CREATE TABLE audit_log (
-            id         INTEGER PRIMARY KEY AUTOINCREMENT,
-            at         TEXT NOT NULL,
-            actor_id   INTEGER,
-            action     TEXT NOT NULL,
-            subject_id INTEGER,
-            details    TEXT NOT NULL DEFAULT '{}'
-        )""",
-        "CREATE INDEX audit_log_subject_at ON audit_log (subject_id, at)",
-        "CREATE INDEX audit_log_at ON audit_log (at)",
-    ),
-    # 2: state the bot needs across restarts: message deletions, CA pin, counters, updates.
-    (
-        """CREATE TABLE scheduled_deletions (
-            id         INTEGER PRIMARY KEY AUTOINCREMENT,
-            chat_id    INTEGER NOT NULL,
-            message_id INTEGER NOT NULL,
-            due_at     TEXT NOT NULL,
-            UNIQUE (chat_id, message_id)
-        )""",
-        "CREATE INDEX scheduled_deletions_due ON scheduled_deletions (due_at)",
-        """CREATE TABLE pins (
-            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
-            der                BLOB NOT NULL,
-            fingerprint_sha256 TEXT NOT NULL,
-            changed_at         TEXT NOT NULL,
-            changed_by         INTEGER
-        )""",
-        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
-        """CREATE TABLE processed_updates (
-            seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-            update_id  INTEGER NOT NULL UNIQUE,
-            claimed_at TEXT NOT NULL
-        )""",
-    ),
-    # 3: phone platform per person; the audit log made append-only in the schema itself; an
-    #    index for "was this username ever used by someone else". (The CRL query, status IN
-    #    (revoked, superseded) AND not_after > now, is served by certificates_status.)
-    (
-        "ALTER TABLE people ADD COLUMN platform TEXT CHECK (platform IN ('ios', 'android'))",
-        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
-        """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
-        "CREATE INDEX certificates_username ON certificates (mqtt_username COLLATE NOCASE)",
-    ),
-    # 4: delivery tracking (a certificate whose passphrase never reached its owner, e.g. after
-    #    a crash mid-delivery, is revoked at the next start) and the admins' copies of each
-    #    access request (so the copies still show who decided after a restart).
-    (
-        "ALTER TABLE certificates ADD COLUMN delivered_at TEXT",
-        "UPDATE certificates SET delivered_at = issued_at",
-        """CREATE INDEX certificates_undelivered ON certificates (status)
-           WHERE delivered_at IS NULL""",
-        """CREATE TABLE request_notices (
-            telegram_id INTEGER NOT NULL,
-            chat_id     INTEGER NOT NULL,
-            message_id  INTEGER NOT NULL,
-            PRIMARY KEY (telegram_id, chat_id, message_id)
-        ) WITHOUT ROWID""",
-    ),
-)
-
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class Database:

@@ -3,6 +3,11 @@
 No Telegram types here: identities are plain ints, so the bot layer, the CLI and the tests all
 speak the same values. Every datetime is timezone-aware UTC; naive datetimes are refused
 because a silent local-time guess would shift certificate validity and deletion times.
+
+Who did something (``AuditEntry.actor_id``, ``Person.decided_by``, ``Pin.changed_by``) is
+stored one way: a Telegram user id for a person or admin; :data:`OPERATOR_ID` (0) for the
+operator at the shell (``otcert ...``), who has no Telegram account; NULL (``None``) for the
+bot itself (expiring certificates, revoking one whose passphrase was never delivered).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 __all__ = [
+    "OPERATOR_ID",
     "AuditEntry",
     "CertStatus",
     "Certificate",
@@ -30,6 +36,9 @@ __all__ = [
 ]
 
 _HEX_RE = re.compile(r"[0-9a-f]+")
+
+# The operator's shell as an actor. Telegram never gives a user the id 0, so it cannot clash.
+OPERATOR_ID = 0
 
 
 class PersonStatus(StrEnum):
@@ -108,7 +117,7 @@ class Person(_Frozen):
     platform: Platform | None
     requested_at: UtcDateTime | None
     decided_at: UtcDateTime | None
-    decided_by: int | None
+    decided_by: int | None  # an admin's Telegram id or OPERATOR_ID; None until decided
     reason: str | None
     created_at: UtcDateTime
     updated_at: UtcDateTime
@@ -142,7 +151,10 @@ class RevokedSerial:
 
 
 class AuditEntry(_Frozen):
-    """One append-only audit row: who (actor) did what (action) to whom (subject), when."""
+    """One append-only audit row: who (actor) did what (action) to whom (subject), when.
+
+    ``actor_id``: a Telegram user id, ``OPERATOR_ID`` for the operator's shell, ``None`` for
+    the bot itself."""
 
     id: int
     at: UtcDateTime
@@ -167,4 +179,4 @@ class Pin(_Frozen):
     der: bytes
     fingerprint_sha256: Fingerprint
     changed_at: UtcDateTime
-    changed_by: int | None
+    changed_by: int  # an admin's Telegram id or OPERATOR_ID

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
@@ -15,6 +16,8 @@ from pki import CertificateAuthority, verify_crl
 from storage import Database, Repository
 from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_text
 from tests.fake_telegram import FakeTelegram
+
+pytestmark = pytest.mark.slow  # starts a bot process
 
 SECOND_ADMIN = 1001
 

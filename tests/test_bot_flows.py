@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pki import CertificateAuthority
@@ -13,6 +14,8 @@ from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_t
 from tests.fake_telegram import FakeTelegram
 from tests.mosquitto import Broker, connect_ok, write_client_files
 from tests.openssl import pkcs12_info
+
+pytestmark = pytest.mark.slow  # starts a bot process
 
 
 def test_full_flow_request_approve_getcert_revoke(

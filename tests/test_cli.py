@@ -62,6 +62,7 @@ def data_dir(tmp_path: Path, other_ca: CertificateAuthority) -> Path:
 # ---- run refuses to start ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts a bot process
 @pytest.mark.parametrize(
     ("unset", "expected"),
     [("OTCERT_BOT_TOKEN", "OTCERT_BOT_TOKEN is not set"),
@@ -77,12 +78,14 @@ def test_run_refuses_without_token_or_admins(
     assert result.stderr.startswith("otcert: ") and expected in result.stderr
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_refuses_bad_admin_ids(tmp_path: Path, data_dir: Path) -> None:
     result = otcert("run", env=base_env(data_dir, OTCERT_ADMIN_IDS="12,bob"), cwd=tmp_path)
     assert result.returncode == 1
     assert "OTCERT_ADMIN_IDS" in result.stderr and "numeric" in result.stderr
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_refuses_unusable_data_dir(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -91,6 +94,7 @@ def test_run_refuses_unusable_data_dir(tmp_path: Path) -> None:
     assert "Cannot create OTCERT_DATA_DIR" in result.stderr
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_refuses_group_readable_ca_key(tmp_path: Path, data_dir: Path) -> None:
     (data_dir / "ca.key").chmod(0o640)
     result = otcert("run", env=base_env(data_dir), cwd=tmp_path)
@@ -98,6 +102,7 @@ def test_run_refuses_group_readable_ca_key(tmp_path: Path, data_dir: Path) -> No
     assert "readable by others" in result.stderr and "chmod 600" in result.stderr
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_refuses_unreadable_ca_key(tmp_path: Path, data_dir: Path) -> None:
     (data_dir / "ca.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n")
     result = otcert("run", env=base_env(data_dir), cwd=tmp_path)
@@ -105,6 +110,7 @@ def test_run_refuses_unreadable_ca_key(tmp_path: Path, data_dir: Path) -> None:
     assert "not a readable PEM private key" in result.stderr
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_refuses_encrypted_key_without_passphrase(tmp_path: Path, data_dir: Path) -> None:
     env = base_env(data_dir, OTCERT_CA_KEY_PASSPHRASE="correct horse battery")
     assert otcert("ca", "import", "--cert", str(data_dir / "ca.crt"), "--key",
@@ -117,6 +123,7 @@ def test_run_refuses_encrypted_key_without_passphrase(tmp_path: Path, data_dir: 
     assert missing.returncode == 1 and "OTCERT_CA_KEY_PASSPHRASE" in missing.stderr
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_with_a_rejected_token_never_prints_it(
     tmp_path: Path, data_dir: Path, tg: FakeTelegram
 ) -> None:
@@ -131,6 +138,7 @@ def test_run_with_a_rejected_token_never_prints_it(
     assert TOKEN not in result.stderr  # also checked by otcert(), with no traceback allowed
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_usage_errors_exit_2(tmp_path: Path, data_dir: Path) -> None:
     env = base_env(data_dir)
     for args in (["frobnicate"], ["audit", "--limit", "0"]):
@@ -156,6 +164,7 @@ def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str])
     assert len(out.splitlines()) > 3
 
 
+@pytest.mark.slow  # starts a bot process
 def test_run_logs_a_startup_summary(
     tg: FakeTelegram, tmp_path: Path, other_ca: CertificateAuthority
 ) -> None:
@@ -171,6 +180,7 @@ def test_run_logs_a_startup_summary(
 # ---- the CA ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_ca_import_adopts_generate_ca_sh_ca(tmp_path: Path) -> None:
     cert_path, key_path = make_generate_ca_sh_ca(tmp_path)
     data = tmp_path / "data"
@@ -194,6 +204,7 @@ def test_ca_import_adopts_generate_ca_sh_ca(tmp_path: Path) -> None:
     assert fingerprint in show.stdout
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_ca_import_refuses_to_replace_a_different_ca_without_force(
     tmp_path: Path, data_dir: Path
 ) -> None:
@@ -212,6 +223,7 @@ def test_ca_import_refuses_to_replace_a_different_ca_without_force(
     assert (data_dir / "ca.key.old").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_ca_import_refuses_mismatched_key(
     tmp_path: Path, other_ca: CertificateAuthority
 ) -> None:
@@ -223,6 +235,7 @@ def test_ca_import_refuses_mismatched_key(
     assert not (tmp_path / "data" / "ca.crt").exists()
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_ca_export_pem_and_der(
     tmp_path: Path, data_dir: Path, other_ca: CertificateAuthority
 ) -> None:
@@ -236,11 +249,13 @@ def test_ca_export_pem_and_der(
     assert "Other CA" in text
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_ca_show_without_ca_says_run_init(tmp_path: Path) -> None:
     result = otcert("ca", "show", env=base_env(tmp_path / "none"), cwd=tmp_path)
     assert result.returncode == 1 and "otcert init" in result.stderr
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_init_then_show(tmp_path: Path) -> None:
     env = base_env(tmp_path / "data")
     first = otcert("init", env=env, cwd=tmp_path)
@@ -250,6 +265,7 @@ def test_init_then_show(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "crl.pem").exists()
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_server_cert_for_mosquitto(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "broker"
     env = base_env(data_dir)
@@ -271,6 +287,7 @@ def test_server_cert_for_mosquitto(tmp_path: Path, data_dir: Path) -> None:
     assert long.returncode == 1 and "825" in long.stderr
 
 
+@pytest.mark.slow  # runs `otcert` in a subprocess
 def test_broker_admin_cert(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "admin"
     env = base_env(data_dir, OTCERT_BROKER_ADMIN_CN="ops-admin")

@@ -21,6 +21,8 @@ from storage import Platform
 from tests.openssl import crl_text
 from tests.test_cli import base_env, otcert
 
+pytestmark = pytest.mark.slow  # runs `otcert` in a subprocess
+
 
 def _settings(data: Path) -> Settings:
     return Settings(data_dir=data, admin_ids=frozenset({1000}), key_pool_size=0,

@@ -14,6 +14,8 @@ from tests.dynsec import dynsec_config, needs_dynsec
 from tests.mosquitto import Broker
 from tests.test_cli import base_env, otcert
 
+pytestmark = pytest.mark.slow  # runs `otcert` against a real Mosquitto
+
 BrokerFactory = Callable[..., Broker]
 
 

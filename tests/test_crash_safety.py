@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,10 @@ from tests.delivery_checks import (
     integrity_ok,
     passphrase_messages,
 )
-from tests.fake_telegram import FakeTelegram, FakeUser
+from tests.fake_telegram import FakeTelegram, FakeUser, SentMessage
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # starts a bot process
 
 SEED = 20240607
 TRIALS = 22
@@ -78,15 +80,6 @@ def burst(tg: FakeTelegram, rng: random.Random, people: list[FakeUser], ledger: 
         time.sleep(rng.uniform(0.0, 0.12))
 
 
-def wait_until(probe: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return True
-        time.sleep(0.1)
-    return probe()
-
-
 def crl_matches_db(bot: BotProcess, ca: CertificateAuthority) -> bool:
     db = bot.data_dir / "otcert.sqlite3"
     ended = {s for s, (status, _) in certificates(db).items()
@@ -118,11 +111,18 @@ def reach_a_certificate(tg: FakeTelegram, bot: BotProcess, person: FakeUser) -> 
     before = len(passphrase_messages(tg, person.id))
     tg.send_text(person, "/getcert")
 
+    def questions() -> list[SentMessage]:
+        return [m for m in tg.sent_messages(person.id) if "Which phone" in m.text]
+
     def arrived() -> bool:
-        questions = [m for m in tg.sent_messages(person.id) if "Which phone" in m.text]
-        if questions and not questions[-1].edits:
-            tg.press_button(person, questions[-1].message_id, "plat:android:phone")
-            time.sleep(0.5)
+        asked = questions()
+        if asked and not asked[-1].edits:
+            tg.press_button(person, asked[-1].message_id, "plat:android:phone")
+            # Press once: wait until the bot took it (the question is edited) before looking again.
+            wait_until(lambda: questions()[-1].edits or done(), 10)
+        return done()
+
+    def done() -> bool:
         return len(passphrase_messages(tg, person.id)) > before
 
     assert wait_until(arrived, 30), [m.summary() for m in tg.sent_messages(person.id)][-5:]

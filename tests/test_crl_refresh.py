@@ -4,7 +4,6 @@ a schedule, and tell the admins (not just a log file) when it cannot."""
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,9 @@ from tests.delivery_checks import (
     count_texts,
 )
 from tests.fake_telegram import FakeTelegram
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # starts a bot process
 
 DAY = timedelta(days=1)
 
@@ -36,16 +38,6 @@ def load_crl(path: Path, ca: CertificateAuthority) -> x509.CertificateRevocation
 
 def crl_number(crl: x509.CertificateRevocationList) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-
-
-def wait_until(probe: object, timeout: float) -> bool:
-    assert callable(probe)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_nearly_expired_crl_is_replaced_at_start(

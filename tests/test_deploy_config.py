@@ -105,6 +105,7 @@ def test_shipped_config_keeps_the_security_settings(conf: Path) -> None:
             assert lines[number - 1].startswith("#"), f"line {number + 1} has no comment: {line}"
 
 
+@pytest.mark.slow  # starts Mosquitto
 def test_issued_client_connects_and_another_cas_client_is_refused(
     ca: CertificateAuthority, other_ca: CertificateAuthority, tmp_path: Path,
     deploy_broker: DeployBroker,
@@ -116,6 +117,7 @@ def test_issued_client_connects_and_another_cas_client_is_refused(
     assert not connect_ok(deploy_broker, stranger_trusting_our_broker, timeout=5)
 
 
+@pytest.mark.slow  # starts Mosquitto
 def test_revoked_client_is_refused_after_reload(
     ca: CertificateAuthority, tmp_path: Path, deploy_broker: DeployBroker
 ) -> None:
@@ -127,6 +129,7 @@ def test_revoked_client_is_refused_after_reload(
     assert not connect_ok(deploy_broker, bob)
 
 
+@pytest.mark.slow  # starts Mosquitto
 def test_acl_lets_friends_read_positions_but_not_the_rest_of_a_subtree(
     ca: CertificateAuthority, tmp_path: Path, deploy_broker: DeployBroker
 ) -> None:
@@ -149,6 +152,7 @@ def test_acl_lets_friends_read_positions_but_not_the_rest_of_a_subtree(
             alice.messages.get(timeout=0.3)
 
 
+@pytest.mark.slow  # starts Mosquitto
 async def test_enabling_the_commented_dynsec_lines_gives_a_working_kick_path(
     ca: CertificateAuthority, tmp_path: Path
 ) -> None:

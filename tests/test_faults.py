@@ -29,6 +29,8 @@ from tests.delivery_checks import (
 )
 from tests.fake_telegram import Call, FakeTelegram, FakeUser
 
+pytestmark = pytest.mark.slow  # starts a bot process
+
 UNDELIVERED = "couldn't deliver"
 BUSY = "already preparing"
 

@@ -30,6 +30,8 @@ from tests.hostile_support import (
     wait_text,
 )
 
+pytestmark = pytest.mark.slow  # starts a bot process
+
 COOLDOWN = 2
 MAX_DEVICES = 3
 FLOOD = 500

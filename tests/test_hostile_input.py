@@ -40,6 +40,8 @@ from tests.hostile_support import (
     wait_text,
 )
 
+pytestmark = pytest.mark.slow  # starts a bot process
+
 EXAMPLES = settings(
     max_examples=100, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -26,6 +27,8 @@ from tests.mosquitto import (
     write_client_files,
 )
 from tests.openssl import make_generate_ca_sh_ca
+
+pytestmark = pytest.mark.slow  # starts Mosquitto
 
 BrokerFactory = Callable[..., Broker]
 

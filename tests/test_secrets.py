@@ -20,6 +20,8 @@ from tests.botproc import ADMIN_ID, BotProcess
 from tests.fake_telegram import FakeTelegram, FakeUser
 from tests.hostile_support import fresh_person, text_of, wait_text
 
+pytestmark = pytest.mark.slow  # starts a bot process
+
 PASSPHRASE_RE = re.compile(r"Passphrase for .*?<code>([^<]+)</code></tg-spoiler>", re.S)
 ERROR_REF_RE = re.compile(r"\(error ([0-9a-f]{8})\)")
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from pki import CertificateAuthority
 from tests.botproc import BotProcess
 from tests.fake_telegram import FakeTelegram
+
+pytestmark = pytest.mark.slow  # starts a bot process
 
 
 def _signing_workers(parent: int) -> list[int]:

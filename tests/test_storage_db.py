@@ -12,6 +12,7 @@ import pytest
 from storage import Database, NotFound, Repository, StorageError, restore_database
 from storage.db import MIGRATIONS, SCHEMA_VERSION
 from tests.storage_fixtures import ADMIN, T0, approved, make_cert, raw_rows
+from tests.waiting import async_wait_until
 
 
 def build_old_database(path: Path, version: int) -> None:
@@ -31,8 +32,9 @@ def build_old_database(path: Path, version: int) -> None:
             )
             cert = make_cert(1, "alice", serial="abc123")
             conn.execute(
-                """INSERT INTO certificates VALUES (?, 1, 'alice', 'phone', ?, ?, ?, ?, 'active',
-                       NULL, NULL)""",
+                """INSERT INTO certificates (serial, telegram_id, mqtt_username, device,
+                       fingerprint_sha256, not_before, not_after, issued_at, status)
+                   VALUES (?, 1, 'alice', 'phone', ?, ?, ?, ?, 'active')""",
                 (cert.serial, cert.fingerprint_sha256, cert.not_before.isoformat(),
                  cert.not_after.isoformat(), cert.issued_at.isoformat()),
             )
@@ -276,7 +278,7 @@ async def test_no_private_key_or_passphrase_reaches_the_file(tmp_path: Path) -> 
     needles = [b"PRIVATE KEY", private_key_pem(ca.private_key)]
     async with await Database.open(path) as db:
         repo = Repository(db)
-        await repo.set_pin(pin_der(ca.certificate), fingerprint_sha256(ca.certificate), by=None)
+        await repo.set_pin(pin_der(ca.certificate), fingerprint_sha256(ca.certificate), by=ADMIN)
         await approved(repo, 1, "alice")
         for device in ("phone", "phone", "tablet"):
             key = generate_private_key("ec-p256")
@@ -321,7 +323,8 @@ async def test_cancelled_while_waiting_for_the_write_lock_leaves_no_open_transac
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         task = asyncio.create_task(repo.approve(1, "alice", by=ADMIN))
-        await asyncio.sleep(0.2)
+        # Holding the write lock means its BEGIN IMMEDIATE is queued on the connection.
+        assert await async_wait_until(db._lock.locked, 5)
         assert not task.done()  # waiting in busy_timeout
         task.cancel()
         await asyncio.sleep(0)  # the task is now waiting for its ROLLBACK, queued behind BEGIN

@@ -9,7 +9,15 @@ import pydantic
 import pytest
 
 import storage._housekeeping as housekeeping
-from storage import AuditEntry, Database, Person, Pin, Repository, ScheduledDeletion
+from storage import (
+    OPERATOR_ID,
+    AuditEntry,
+    Database,
+    Person,
+    Pin,
+    Repository,
+    ScheduledDeletion,
+)
 from storage.models import canonical_serial
 from tests.storage_fixtures import ADMIN, T0, Clock, approved, make_cert, open_repo, raw_rows
 
@@ -113,8 +121,9 @@ async def test_pins_change_only_when_the_fingerprint_changes(
     repo: Repository, clock: Clock
 ) -> None:
     assert await repo.current_pin() is None
-    first = await repo.set_pin(b"one", FP, by=None)
-    assert first == Pin(der=b"one", fingerprint_sha256="ab" * 32, changed_at=T0, changed_by=None)
+    first = await repo.set_pin(b"one", FP, by=OPERATOR_ID)
+    assert first == Pin(der=b"one", fingerprint_sha256="ab" * 32, changed_at=T0,
+                        changed_by=OPERATOR_ID)
     clock.advance(days=1)
     assert await repo.set_pin(b"one", FP.lower(), by=ADMIN) == first
     second = await repo.set_pin(b"two", "cd" * 32, by=ADMIN)
@@ -174,4 +183,4 @@ def test_serials_and_fingerprints_are_canonical() -> None:
         with pytest.raises(ValueError):
             canonical_serial(bad)
     with pytest.raises(pydantic.ValidationError):
-        Pin(der=b"x", fingerprint_sha256="ab" * 31, changed_at=T0, changed_by=None)
+        Pin(der=b"x", fingerprint_sha256="ab" * 31, changed_at=T0, changed_by=ADMIN)

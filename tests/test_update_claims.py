@@ -7,9 +7,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from pki import CertificateAuthority
 from tests.botproc import ADMIN_ID, BotProcess, wait_text
 from tests.fake_telegram import FakeTelegram
+
+pytestmark = pytest.mark.slow  # starts a bot process
 
 
 def _claims(bot: BotProcess) -> int:

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from bot.core.clock import utcnow
 from pki.bundle import private_key_pem
 from pki.files import write_private_file, write_public_file
+from pki.identity import same_public_key
 from pki.keys import generate_private_key
 from pki.names import validate_username
 
@@ -63,12 +64,7 @@ def _admin_identity_usable(
         certificate.verify_directly_issued_by(ca.certificate)
     except (OSError, ValueError, TypeError, InvalidSignature):
         return False
-    public = certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    if public != key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ):
+    if not same_public_key(certificate, key):
         return False
     if certificate_cn(cert_path) != common_name:
         return False

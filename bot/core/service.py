@@ -26,9 +26,11 @@ from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
 from bot.texts import errors as texts
 from pki.authority import CertificateAuthority
-from pki.bundle import fingerprint_sha256, load_certificate, make_passphrase, pin_der
+from pki.bundle import load_certificate, make_passphrase, pin_der
+from pki.identity import fingerprint_sha256
 from pki.names import validate_device
 from storage import (
+    OPERATOR_ID,
     AuditEntry,
     Certificate,
     CertStatus,
@@ -88,11 +90,13 @@ class Service:
     async def approve(self, actor_id: int | None, telegram_id: int, username: str) -> Person:
         self._require_admin(actor_id)
         name = rules.approvable_username(username, self.policy.reserved_usernames)
-        return await self.repo.approve(telegram_id, name, by=actor_id or 0)
+        return await self.repo.approve(telegram_id, name, by=actor_id or OPERATOR_ID)
 
     async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
         self._require_admin(actor_id)
-        return await self.repo.deny(telegram_id, by=actor_id or 0, reason=rules.clip_reason(reason))
+        return await self.repo.deny(
+            telegram_id, by=actor_id or OPERATOR_ID, reason=rules.clip_reason(reason)
+        )
 
     async def set_platform(self, telegram_id: int, platform: Platform) -> Person:
         return await self.repo.set_platform(telegram_id, platform)
@@ -198,7 +202,7 @@ class Service:
         self._require_admin(actor_id)
         person = await self.find_person(target)
         person, certs = await self.repo.revoke_person(
-            person.telegram_id, by=actor_id, reason=rules.clip_reason(reason)
+            person.telegram_id, by=actor_id or OPERATOR_ID, reason=rules.clip_reason(reason)
         )
         report = await self.refresh_crl(kick_username=person.mqtt_username)
         return Revocation(person, certs, report)
@@ -218,7 +222,7 @@ class Service:
         # Off the loop: a hostile upload may hold a huge key that takes long to check.
         cert = await asyncio.to_thread(load_certificate, data, require_ca=True, now=self._clock())
         bundle = _pin_bundle(cert)
-        await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id)
+        await self.repo.set_pin(bundle.der, bundle.fingerprint, by=actor_id or OPERATOR_ID)
         return bundle
 
     async def pin_recipients(self, actor_id: int | None, pin: PinBundle) -> list[Person]:
@@ -226,7 +230,7 @@ class Service:
         self._require_admin(actor_id)
         people = await self.repo.list_people(PersonStatus.APPROVED)
         await self.repo.add_audit(
-            actor_id=actor_id, action="repin", subject_id=None,
+            actor_id=actor_id or OPERATOR_ID, action="repin", subject_id=None,
             details={"fingerprint": pin.fingerprint, "recipients": len(people)},
         )
         return people

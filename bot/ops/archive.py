@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bot.config import ConfigError, Settings
 from bot.core.clock import utcnow
 from pki.authority import CAError, CertificateAuthority
 from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
+from pki.identity import fingerprint_sha256, same_public_key
 from storage import Database, StorageError, restore_database
 from storage.carry import Carried, carry_revocations
 
@@ -102,14 +102,11 @@ def _pack(files: dict[str, bytes]) -> bytes:
 
 
 def _fingerprint(cert_pem: bytes) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
     try:
         certificate = x509.load_pem_x509_certificate(cert_pem)
     except ValueError:
         raise ConfigError("The CA certificate is not a readable PEM certificate.") from None
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+    return fingerprint_sha256(certificate)
 
 
 @dataclass(frozen=True)
@@ -174,9 +171,7 @@ def _same_ca(settings: Settings, verified: Verified) -> bool:
         current = x509.load_pem_x509_certificate(settings.ca_cert_path.read_bytes())
     except (OSError, ValueError):
         return False
-    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return bool(current.public_key().public_bytes(*spki)
-                == verified.ca.certificate.public_key().public_bytes(*spki))
+    return same_public_key(current, verified.ca.certificate)
 
 
 async def restore_backup(

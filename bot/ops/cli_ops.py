@@ -92,6 +92,15 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(revoke())
 
 
+def actor_label(actor_id: int | None) -> str:
+    """Who an audit row names, as `otcert audit` shows it (see storage.models)."""
+    from storage import OPERATOR_ID
+
+    if actor_id is None:
+        return "bot"
+    return "operator" if actor_id == OPERATOR_ID else str(actor_id)
+
+
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring import open_service
 
@@ -111,7 +120,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
             entries = await service.audit(None, subject_id=subject, since=since,
                                           limit=args.limit)
         for entry in entries:
-            actor = "operator" if not entry.actor_id else str(entry.actor_id)
+            actor = actor_label(entry.actor_id)
             details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True)
             print(f"{entry.at:%Y-%m-%d %H:%M:%S}  {actor:>12}  {entry.action:<16}  "
                   f"{entry.subject_id if entry.subject_id is not None else '-':>12}  {details}")

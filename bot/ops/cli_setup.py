@@ -84,7 +84,7 @@ def cmd_ca_import(settings: Settings, args: argparse.Namespace) -> int:
 def _fingerprint_of(path: Path) -> str | None:
     from cryptography import x509
 
-    from pki.bundle import fingerprint_sha256
+    from pki.identity import fingerprint_sha256
 
     try:
         return fingerprint_sha256(x509.load_pem_x509_certificate(path.read_bytes()))
@@ -96,7 +96,7 @@ def cmd_ca_show(settings: Settings, args: argparse.Namespace) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    from pki.bundle import fingerprint_sha256
+    from pki.identity import fingerprint_sha256
 
     try:
         cert = x509.load_pem_x509_certificate(settings.ca_cert_path.read_bytes())
