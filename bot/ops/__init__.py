@@ -1,0 +1,1 @@
+"""The operator's tools: the ``otcert`` command line, ``doctor`` and the backup archive."""

@@ -3,9 +3,8 @@
 Expected failures (bad settings, unknown person, refused archive) print ``otcert: <why>`` on
 stderr and exit 1; usage errors exit 2 (argparse). Secrets are never printed.
 
-The parser lives here (so ``bot.ops.cli:main`` stays the console-script entry point); the
-commands live in :mod:`bot.ops.cli_setup` (CA and broker files) and :mod:`bot.ops.cli_ops` (running
-and day-to-day operation), sharing :mod:`bot.ops.cli_common`.
+The parser and ``main`` are here; the commands are in :mod:`bot.ops.cli_setup` (CA and
+broker files) and :mod:`bot.ops.cli_ops` (running and day-to-day operation).
 """
 
 from __future__ import annotations

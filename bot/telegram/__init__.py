@@ -1,0 +1,1 @@
+"""Everything that imports ``telegram``: the Application, handlers, button data, HTML rendering."""
