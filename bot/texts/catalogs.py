@@ -26,7 +26,8 @@ from bot.texts import DEFAULT_LANGUAGE, DOMAIN, LOCALE_DIR, SHIPPED
 SOURCE_DIR = Path(__file__).resolve().parent.parent  # bot/
 PROJECT = "owntracks-cert-bot"
 TRANSLATED = sorted(SHIPPED - {DEFAULT_LANGUAGE})
-_TAG = re.compile(r"</?[a-z][a-z-]*>|&[a-z]+;")
+_TAG = re.compile(r"</?[a-z][a-z-]*>")
+_ENTITY = re.compile(r"&(?:[a-z]+|#[0-9]+);")
 
 
 def template_catalog() -> Catalog:
@@ -87,6 +88,12 @@ def tags(text: str) -> list[str]:
     return sorted(_TAG.findall(text))
 
 
+def bare_markup(text: str) -> bool:
+    """Whether ``text`` has a ``<`` or ``&`` that is not part of a tag or an entity."""
+    rest = _ENTITY.sub("", _TAG.sub("", text))
+    return "<" in rest or "&" in rest
+
+
 def problems(language: str) -> list[str]:
     """Everything that keeps ``language`` from being complete, one line each."""
     catalog = read_catalog(language)
@@ -111,6 +118,8 @@ def problems(language: str) -> list[str]:
             )
         if tags(text) != tags(msgid):
             found.append(f"{language}: HTML tags differ from the source's in {short!r} ({where})")
+        if bare_markup(text) != bare_markup(msgid):
+            found.append(f"{language}: a bare '<' or '&' (write &lt; or &amp;) in {short!r} ({where})")
     return found
 
 
