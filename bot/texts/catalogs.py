@@ -30,11 +30,11 @@ _TAG = re.compile(r"</?[a-z][a-z-]*>")
 _ENTITY = re.compile(r"&(?:[a-z]+|#[0-9]+);")
 
 
-def template_catalog() -> Catalog:
+def template_catalog(source_dir: Path = SOURCE_DIR) -> Catalog:
     """Every ``N_()`` template under ``bot/``, with where it is defined."""
     catalog = Catalog(project=PROJECT, fuzzy=False)
     found = extract_from_dir(
-        str(SOURCE_DIR), method_map=[("**.py", "python")], keywords={"N_": None},
+        str(source_dir), method_map=[("**.py", "python")], keywords={"N_": None},
         comment_tags=("TRANSLATORS:",), strip_comment_tags=True,
     )
     for filename, lineno, message, comments, _context in found:
@@ -94,11 +94,14 @@ def bare_markup(text: str) -> bool:
     return "<" in rest or "&" in rest
 
 
-def problems(language: str) -> list[str]:
-    """Everything that keeps ``language`` from being complete, one line each."""
-    catalog = read_catalog(language)
+def problems(
+    language: str, catalog: Catalog | None = None, template: Catalog | None = None
+) -> list[str]:
+    """Everything that keeps ``language`` (its shipped catalog unless ``catalog`` is given)
+    from being complete against ``template`` (the templates in the code), one line each."""
+    catalog = catalog if catalog is not None else read_catalog(language)
     found: list[str] = []
-    for source in template_catalog():
+    for source in template if template is not None else template_catalog():
         msgid = source.id
         if not isinstance(msgid, str) or not msgid:
             continue
