@@ -122,7 +122,9 @@ def problems(
         if tags(text) != tags(msgid):
             found.append(f"{language}: HTML tags differ from the source's in {short!r} ({where})")
         if bare_markup(text) != bare_markup(msgid):
-            found.append(f"{language}: a bare '<' or '&' (write &lt; or &amp;) in {short!r} ({where})")
+            found.append(
+                f"{language}: a bare '<' or '&' (write &lt; or &amp;) in {short!r} ({where})"
+            )
     return found
 
 
