@@ -164,15 +164,18 @@ async def tell_admins_if_crl_failed(
     """A log line nobody reads does not stop the CRL from expiring: tell every admin."""
     if report.written and (report.reload is None or report.reload.ok):
         return
-    if not report.written:
-        detail = report.error or t(chat.CRL_NOT_WRITTEN)
-    else:
+
+    def describe() -> str:
+        if not report.written:
+            return report.error or t(chat.CRL_NOT_WRITTEN)
         assert report.reload is not None
-        detail = t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
-    log.error("%s CRL refresh failed: %s", when, detail)
+        return t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
+
+    with speaking("en"):  # the operator's log stays in English
+        log.error("%s CRL refresh failed: %s", when, describe())
     for admin_id in sorted(service.policy.admin_ids):
-        with speaking(await app.bot_data[language.KEY].of(admin_id)):
-            text = t(chat.CRL_PROBLEM, when=t(when), detail=esc(detail[:500]))
+        with speaking(await app.bot_data[language.KEY].of(admin_id)):  # each admin's own
+            text = t(chat.CRL_PROBLEM, when=t(when), detail=esc(describe()[:500]))
         try:
             await with_retry(
                 lambda a=admin_id, said=text: app.bot.send_message(  # type: ignore[misc]
