@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     crl_refresh_seconds: int = Field(default=6 * 3600, ge=5, le=7 * 86400)
     # Connect/read/write timeout of each Bot API call (uploads get four times as long).
     telegram_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
+    # Chat language for people whose Telegram language is not shipped (INTERFACE.md).
+    default_language: str = "en"
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -87,6 +89,18 @@ class Settings(BaseSettings):
                 "CRL is rewritten long before its nextUpdate"
             )
         return self
+
+    @field_validator("default_language")
+    @classmethod
+    def _shipped_language(cls, value: str) -> str:
+        from bot.texts import SHIPPED
+
+        code = value.strip().lower()
+        if code not in SHIPPED:
+            raise ValueError(
+                f"OTCERT_DEFAULT_LANGUAGE must be one of {', '.join(sorted(SHIPPED))}"
+            )
+        return code
 
     @model_validator(mode="after")
     def _admin_cn_is_a_name(self) -> Settings:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
+from storage._languages import LanguageRepository
 from storage._people import PeopleRepository
 
 __all__ = ["Repository"]
 
 
-class Repository(PeopleRepository, CertificateRepository, HousekeepingRepository):
+class Repository(
+    PeopleRepository, CertificateRepository, HousekeepingRepository, LanguageRepository
+):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

@@ -121,6 +121,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE people SET decided_by = 0 WHERE decided_by IS NULL AND status = 'revoked'",
         "UPDATE pins SET changed_by = 0 WHERE changed_by IS NULL",
     ),
+    # 6: each person's chat language (/language, and what Telegram last reported), kept
+    #    apart from people because admins and people who never sent /request have no row.
+    (
+        """CREATE TABLE chat_languages (
+            telegram_id INTEGER PRIMARY KEY,
+            chosen      TEXT,
+            telegram    TEXT,
+            updated_at  TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, Self, TypeVar, get_args
 
 from bot.core.models import Platform
+from bot.texts import SHIPPED
 
 MAX_BYTES = 64  # Telegram refuses longer callback_data
 SEPARATOR = ":"
@@ -129,3 +130,25 @@ class PlatformChoice:
         if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
             return None
         return cls(Platform(fields[0]), fields[1])
+
+
+@_format
+@dataclass(frozen=True)
+class LanguageChoice:
+    """``lang:<code>``: the presser's chat language, one of the shipped ones."""
+
+    PREFIX: ClassVar[str] = "lang"
+
+    language: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.language,)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 1 or fields[0] not in SHIPPED:
+            return None
+        return cls(fields[0])

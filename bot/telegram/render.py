@@ -13,7 +13,7 @@ from datetime import datetime
 from html import escape
 
 from bot.core.models import Certificate, Person, PersonStatus, Platform
-from bot.texts import chat, t
+from bot.texts import chat, languages, t
 
 STATUS = {
     None: chat.STATUS_UNKNOWN,
@@ -50,6 +50,11 @@ def reason(text: str | None) -> str:
 def status_line(person: Person | None) -> str:
     template = STATUS[person.status if person else None]
     return t(template, username=esc(person.mqtt_username) if person else "")
+
+
+def status_word(status: PersonStatus) -> str:
+    """A person's status in the reader's language (admins' listings and button answers)."""
+    return t(languages.STATUS_WORDS[status.value])
 
 
 def phone(platform: Platform) -> str:
@@ -99,7 +104,7 @@ def person_row(person: Person, certs: list[Certificate]) -> str:
         if person.mqtt_username
         else ""
     )
-    lines = [t(chat.PERSON_ROW, who=who(person), status=person.status.value, username=name)]
+    lines = [t(chat.PERSON_ROW, who=who(person), status=status_word(person.status), username=name)]
     for cert in certs:
         lines.append(
             t(

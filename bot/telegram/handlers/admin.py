@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -25,7 +26,8 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import send_pin, with_retry
-from bot.texts import chat, t
+from bot.telegram.handlers.language import language_of
+from bot.texts import chat, speaking, t
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,10 @@ async def revoke(update: Update, context: Context) -> None:
         return
     done = t(chat.REVOKE_DONE, who=render.who(result.person), count=len(result.certificates))
     await reply(update, done + crl_summary(result.crl, kicked_expected=True))
-    why = render.reason(result.person.reason)
-    await tell_person(context, result.person, t(chat.REVOKED_PERSON, reason=why))
+    person = result.person
+    await tell_person(
+        context, person, lambda: t(chat.REVOKED_PERSON, reason=render.reason(person.reason))
+    )
 
 
 async def repin(update: Update, context: Context) -> None:
@@ -101,7 +105,7 @@ async def repin(update: Update, context: Context) -> None:
             await reply(
                 update, t(chat.REPIN_NEW_PIN, subject=subject, fingerprint=pin.fingerprint)
             )
-            await _tell_other_admins(context, user.id, t(
+            await _tell_other_admins(context, user.id, lambda: t(
                 chat.PIN_CHANGED_BY, admin=render.esc(user.full_name), subject=subject,
                 fingerprint=pin.fingerprint,
             ))
@@ -115,11 +119,13 @@ async def repin(update: Update, context: Context) -> None:
     context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
 
 
-async def _tell_other_admins(context: Context, actor_id: int, text: str) -> None:
+async def _tell_other_admins(context: Context, actor_id: int, text: Callable[[], str]) -> None:
     """Phones are told to trust the pin fully: every admin sees who changed it."""
     for admin_id in sorted(runtime(context).service.policy.admin_ids - {actor_id}):
+        with speaking(await language_of(context, admin_id)):
+            said = text()
         try:
-            await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(admin_id, said, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.info("could not tell admin %s about the pin: %s", admin_id, type(exc).__name__)
 
@@ -132,9 +138,10 @@ async def _fan_out_pin(
     blocked: list[str] = []
     for person in people:
         try:
-            await send_pin(
-                context.bot, person.telegram_id, pin.pem, pin.der, t(chat.REPIN_TO_PERSON)
-            )
+            with speaking(await language_of(context, person.telegram_id)):
+                await send_pin(
+                    context.bot, person.telegram_id, pin.pem, pin.der, t(chat.REPIN_TO_PERSON)
+                )
             ok += 1
         except Forbidden:
             blocked.append(person.mqtt_username or str(person.telegram_id))
