@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     crl_refresh_seconds: int = Field(default=6 * 3600, ge=5, le=7 * 86400)
     # Connect/read/write timeout of each Bot API call (uploads get four times as long).
     telegram_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
+    # Issue 14 (INTERFACE.md): a daily cap per person; what phones are sent to trust.
+    max_issues_per_day: int = Field(default=5, ge=1, le=1000)
+    phone_ca: str = "bot"
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -97,6 +100,14 @@ class Settings(BaseSettings):
         except InvalidName as exc:
             raise ValueError(f"OTCERT_BROKER_ADMIN_CN: {exc}") from None
         return self
+
+    @field_validator("phone_ca")
+    @classmethod
+    def _phone_ca_value(cls, value: str) -> str:
+        value = value.strip() or "bot"
+        if value not in ("bot", "none") and not Path(value).is_file():
+            raise ValueError("must be 'bot', 'none' or the path of a PEM file that exists")
+        return value
 
     # Derived values: one place that knows the defaults that depend on other settings.
     @property

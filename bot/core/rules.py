@@ -38,6 +38,11 @@ class Policy:
     reload_command: str | None = None
     reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
     broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
+    # Issue 14: where phones connect (the /repin chain check), what they trust, a daily cap.
+    mqtt_host: str | None = None
+    mqtt_port: int = 8883
+    phone_ca: str = "bot"
+    max_issues_per_day: int = 5
 
 
 @dataclass(frozen=True)

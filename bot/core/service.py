@@ -24,6 +24,7 @@ from bot.core.keypool import KeyPool
 from bot.core.results import CrlReport, IssuedBundle, Listing, PinBundle, RequestOutcome, Revocation
 from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
+from bot.core.trust import PinGate
 from bot.texts import errors as texts
 from pki.authority import CertificateAuthority
 from pki.bundle import load_certificate, make_passphrase, pin_der
@@ -62,6 +63,7 @@ class Service:
         self._clock = clock
         self._issuing: set[int] = set()
         self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
+        self.pins = PinGate(repo, ca, policy, clock=clock)
 
     # --- who is who -------------------------------------------------------------------
     def is_admin(self, telegram_id: int) -> bool:

@@ -24,8 +24,8 @@ from bot.config import Settings
 from bot.core.results import CrlReport
 from bot.core.service import Service
 from bot.telegram.api_request import api_request
-from bot.telegram.callbacks import PlatformChoice, RequestAnswer
-from bot.telegram.handlers import admin, approvals, people
+from bot.telegram.callbacks import PinConfirm, PlatformChoice, RequestAnswer
+from bot.telegram.handlers import admin, approvals, people, trust
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -126,6 +126,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     )
     app.add_handler(
         CallbackQueryHandler(approvals.request_button, pattern=f"^{RequestAnswer.PREFIX}:")
+    )
+    app.add_handler(
+        CallbackQueryHandler(trust.confirm_button, pattern=f"^{PinConfirm.PREFIX}:")
     )
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))

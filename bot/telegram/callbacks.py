@@ -17,7 +17,7 @@ from bot.core.models import Platform
 
 MAX_BYTES = 64  # Telegram refuses longer callback_data
 SEPARATOR = ":"
-TELEGRAM_ID_MAX_DIGITS = 15
+TELEGRAM_ID_MAX_DIGITS = 16  # ids reach 2**52 (16 digits)
 
 RequestAction = Literal["approve", "deny", "ok", "cancel"]
 _REQUEST_ACTIONS: frozenset[str] = frozenset(get_args(RequestAction))
@@ -129,3 +129,28 @@ class PlatformChoice:
         if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
             return None
         return cls(Platform(fields[0]), fields[1])
+
+
+@_format
+@dataclass(frozen=True)
+class PinConfirm:
+    """``pinok:<token>``: a second admin confirms the uploaded CA an admin asked to send.
+    The token only names an open proposal; who may confirm is decided by who pressed."""
+
+    PREFIX: ClassVar[str] = "pinok"
+
+    token: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.token,)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 1 or len(fields[0]) != 16:
+            return None
+        if any(ch not in "0123456789abcdef" for ch in fields[0]):
+            return None
+        return cls(fields[0])

@@ -25,6 +25,7 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import send_pin, with_retry
+from bot.telegram.handlers.trust import pin_upload
 from bot.texts import chat, t
 
 log = logging.getLogger(__name__)
@@ -96,32 +97,28 @@ async def repin(update: Update, context: Context) -> None:
                 return
             file = await replied.document.get_file()
             data = bytes(await file.download_as_bytearray())
-            pin = await rt.service.set_pin(user.id, data[: MAX_PIN_UPLOAD + 1])
-            subject = render.esc(pin.subject)
-            await reply(
-                update, t(chat.REPIN_NEW_PIN, subject=subject, fingerprint=pin.fingerprint)
-            )
-            await _tell_other_admins(context, user.id, t(
-                chat.PIN_CHANGED_BY, admin=render.esc(user.full_name), subject=subject,
-                fingerprint=pin.fingerprint,
-            ))
+            uploaded = await pin_upload(update, context, user, data[: MAX_PIN_UPLOAD + 1])
+            if uploaded is None:
+                return  # waiting for a second admin, who sends it
+            pin = uploaded
         else:
             pin = await rt.service.current_pin()
         people = await rt.service.pin_recipients(user.id, pin)
     except PEOPLE_ERRORS as exc:
         await answer_user_error(update, exc)
         return
-    await reply(update, t(chat.REPIN_START, fingerprint=pin.fingerprint, count=len(people)))
-    context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
+    await start_fan_out(context, message.chat_id, pin, people)
 
 
-async def _tell_other_admins(context: Context, actor_id: int, text: str) -> None:
-    """Phones are told to trust the pin fully: every admin sees who changed it."""
-    for admin_id in sorted(runtime(context).service.policy.admin_ids - {actor_id}):
-        try:
-            await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.info("could not tell admin %s about the pin: %s", admin_id, type(exc).__name__)
+async def start_fan_out(
+    context: Context, admin_chat: int, pin: PinBundle, people: list[Person]
+) -> None:
+    """Say how many will get ``pin``, then send it in the background."""
+    await context.bot.send_message(
+        admin_chat, t(chat.REPIN_START, fingerprint=pin.fingerprint, count=len(people)),
+        parse_mode=ParseMode.HTML,
+    )
+    context.application.create_task(_fan_out_pin(context, admin_chat, pin, people))
 
 
 async def _fan_out_pin(
