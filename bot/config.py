@@ -159,6 +159,11 @@ class Settings(BaseSettings):
                 "OTCERT_ADMIN_IDS is not set: list the Telegram user ids of the admins "
                 "(comma-separated); without admins nobody can approve requests."
             )
+        if self.broker_kick == "dynsec" and self.broker_reload_command is None:
+            from bot.texts import t
+            from bot.texts.trust import KICK_WITHOUT_RELOAD_COMMAND
+
+            raise ConfigError(t(KICK_WITHOUT_RELOAD_COMMAND))
         return self.bot_token.get_secret_value().strip()
 
 

@@ -45,8 +45,8 @@ KICK_WITHOUT_RELOAD_COMMAND = N_(
     "OTCERT_BROKER_KICK=dynsec needs OTCERT_BROKER_RELOAD_COMMAND: a kick without a reload "
     "lets the phone reconnect at once."
 )
-CRL_AFTER_SUPERSEDE = N_("after a replaced certificate")
-CRL_AFTER_UNDELIVERED = N_("after an undelivered certificate")
+CRL_AFTER_SUPERSEDE = N_("post-replacement")
+CRL_AFTER_UNDELIVERED = N_("undelivered-certificate")
 
 # --- limits and races ------------------------------------------------------------------------
 DAILY_LIMIT = N_(

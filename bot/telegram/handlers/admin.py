@@ -26,7 +26,7 @@ from bot.telegram.handlers.common import (
 )
 from bot.telegram.handlers.delivery import send_pin, with_retry
 from bot.telegram.handlers.trust import pin_upload
-from bot.texts import chat, t
+from bot.texts import chat, t, trust
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,18 @@ def crl_summary(report: CrlReport, *, kicked_expected: bool) -> str:
         if report.written
         else t(chat.CRL_FAILED, error=render.esc(report.error))
     )
-    if report.reload is None or report.reload.ok:
-        reload = t(chat.RELOAD_OK) if report.reload and report.reload.detail else ""
+    if not report.written:
+        reload = ""
+    elif report.reload is None:
+        reload = t(trust.RELOAD_NOT_CONFIGURED)
+    elif report.reload.ok:
+        reload = t(trust.RELOAD_DONE)
     else:
         reload = t(chat.RELOAD_FAILED, detail=render.esc(report.reload.detail))
     if not kicked_expected:
         kick = ""
+    elif report.kick_skipped:
+        kick = t(trust.KICK_SKIPPED_NO_RELOAD)
     elif report.kick is None:
         kick = t(chat.KICK_NONE)
     elif report.kick.ok:
