@@ -30,7 +30,8 @@ def test_a_foreign_ca_reaches_nobody_until_a_second_admin_confirms(
     env = {"OTCERT_MQTT_HOST": "127.0.0.1", "OTCERT_MQTT_PORT": "9"}
     with BotProcess(tg, tmp_path / "bot", ca=ca, admins=(ADMIN_ID, SECOND_ADMIN), env=env):
         approve(tg, hank, "hank")
-        upload = tg.send_document(ann, "new-ca.der", other_ca.certificate.public_bytes(Encoding.DER))
+        foreign = other_ca.certificate.public_bytes(Encoding.DER)
+        upload = tg.send_document(ann, "new-ca.der", foreign)
         tg.send_text(ann, "/repin", reply_to_message_id=upload)
         wait_text(tg, ADMIN_ID, "Another admin must confirm")
         ask = wait_text(tg, SECOND_ADMIN, "Ann asks to send a new CA")

@@ -63,6 +63,12 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             mqtt_port=settings.mqtt_port,
             secret_ttl=settings.secret_ttl_seconds,
         )
+        service.crl_alert = lambda report, when: tell_admins_if_crl_failed(
+            app, service, report, when
+        )
+        service.limit_alert = lambda person: trust.tell_admins_limit(
+            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day
+        )
         leftovers = await service.revoke_unfinished_deliveries()
         if leftovers:
             log.warning("revoked %d certificate(s) whose delivery a crash cut off", leftovers)
@@ -84,6 +90,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         jobs.run_repeating(delete_due_messages, interval=sweep, first=0, name="delete-secrets")
         every = settings.crl_refresh_seconds
         jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
+        jobs.run_repeating(trust.sweep_undelivered_job, interval=60, first=60, name="sweep")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()

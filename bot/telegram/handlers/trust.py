@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.core.models import Person
 from bot.core.results import PinBundle
 from bot.core.trust import PinDecision
 from bot.telegram import render
@@ -108,3 +109,22 @@ async def confirm_button(update: Update, context: Context) -> None:
     message = query.message
     chat_id = message.chat.id if message is not None else presser.id
     await start_fan_out(context, chat_id, proposal.bundle, people)
+
+
+async def tell_admins_limit(
+    bot: Bot, admin_ids: frozenset[int], person: Person, limit: int
+) -> None:
+    """Someone hit the daily cap (once per person and window): every admin hears of it."""
+    text = t(texts.DAILY_LIMIT_ADMINS, who=render.who(person), limit=limit)
+    for admin_id in sorted(admin_ids):
+        try:
+            await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.info("could not tell admin %s about the cap: %s", admin_id, type(exc).__name__)
+
+
+async def sweep_undelivered_job(context: Context) -> None:
+    """JobQueue job: revoke certificates whose delivery never finished, minutes after issue."""
+    swept = await runtime(context).service.sweep_undelivered()
+    if swept:
+        log.warning("revoked %d certificate(s) left undelivered", swept)
