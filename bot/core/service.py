@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 
@@ -260,6 +261,16 @@ class Service:
         pin = await self.repo.current_pin()
         cert = load_certificate(pin.der) if pin is not None else self.ca.certificate
         return _pin_bundle(cert)
+
+    async def phone_pin(self) -> PinBundle | None:
+        """What phones are sent to trust (OTCERT_PHONE_CA): the pinned CA (``bot``), nothing
+        (``none``: a public CA) or the operator's PEM file."""
+        if self.policy.phone_ca == "none":
+            return None
+        if self.policy.phone_ca == "bot":
+            return await self.current_pin()
+        data = await asyncio.to_thread(Path(self.policy.phone_ca).read_bytes)
+        return _pin_bundle(load_certificate(data, now=self._clock()))
 
     async def set_pin(self, actor_id: int | None, data: bytes) -> PinBundle:
         self._require_admin(actor_id)

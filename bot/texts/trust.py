@@ -60,3 +60,36 @@ USERNAME_IS_DYNSEC_CLIENT = N_(
     "The username {name} exists as a client in the broker's dynamic-security plugin; "
     "pick another one (ending its sessions would delete that client)."
 )
+
+# --- OTCERT_PHONE_CA=none: the broker's certificate is from a public CA -----------------------
+STEPS_IOS_PUBLIC_CA = N_(
+    "<b>iPhone steps</b>\n"
+    "1. In OwnTracks, allow loading files: Settings → allow external configuration/files "
+    "(new app versions turn this off by default).\n"
+    "2. Tap <code>{filename}</code> → share → OwnTracks. In OwnTracks: Settings → TLS → "
+    "Client certificate → choose it and type the passphrase.\n"
+    "3. Settings: Mode MQTT, Host <code>{host}</code>, Port <code>{port}</code>, TLS on, "
+    "Username <code>{username}</code>, Device ID <code>{device}</code>.{link}"
+)
+STEPS_ANDROID_PUBLIC_CA = N_(
+    "<b>Android steps</b>\n"
+    "1. In OwnTracks: Preferences → Connection → Security → Install client certificate; "
+    "pick <code>{filename}</code> and type the passphrase. Then choose it by its name.\n"
+    "2. Connection: Mode MQTT, Host <code>{host}</code>, Port <code>{port}</code>, TLS on, "
+    "Username <code>{username}</code>, Device ID <code>{device}</code>.{link}"
+)
+NO_PHONE_CA = N_(
+    "OTCERT_PHONE_CA is none: the broker's certificate comes from a public CA, so phones "
+    "need no CA and there is nothing to send."
+)
+
+# --- otcert doctor -------------------------------------------------------------------------
+DOCTOR_PHONE_CA_FITS = N_("OTCERT_PHONE_CA={value} fits the broker at {where} ({detail}).")
+DOCTOR_PHONE_CA_ADVICE = N_(
+    "OTCERT_PHONE_CA={value} does not fit the broker at {where} ({detail}); {advice}"
+)
+DOCTOR_PHONE_CA_USE = N_("set OTCERT_PHONE_CA={fits}.")
+DOCTOR_PHONE_CA_NONE_FITS = N_(
+    "neither the bot's CA nor a public CA verifies it: set OTCERT_PHONE_CA to the PEM file "
+    "of the CA that signed the broker's certificate."
+)

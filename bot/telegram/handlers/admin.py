@@ -108,7 +108,11 @@ async def repin(update: Update, context: Context) -> None:
                 return  # waiting for a second admin, who sends it
             pin = uploaded
         else:
-            pin = await rt.service.current_pin()
+            phone_pin = await rt.service.phone_pin()
+            if phone_pin is None:
+                await reply(update, t(trust.NO_PHONE_CA))
+                return
+            pin = phone_pin
         people = await rt.service.pin_recipients(user.id, pin)
     except PEOPLE_ERRORS as exc:
         await answer_user_error(update, exc)
