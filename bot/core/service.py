@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 
@@ -265,15 +264,17 @@ class Service:
     async def phone_pin(self) -> PinBundle | None:
         """What phones are sent to trust (OTCERT_PHONE_CA): the pinned CA (``bot``), nothing
         (``none``: a public CA) or the operator's PEM file."""
-        if self.policy.phone_ca == "none":
-            return None
-        if self.policy.phone_ca == "bot":
-            return await self.current_pin()
-        data = await asyncio.to_thread(Path(self.policy.phone_ca).read_bytes)
-        return _pin_bundle(load_certificate(data, now=self._clock()))
+        return await self.pins.phone_pin(self.current_pin)
 
     async def set_pin(self, actor_id: int | None, data: bytes) -> PinBundle:
+        """The operator's shell pins directly; an admin goes through the second-admin rule
+        (:class:`PinGate`), and a CA that needs a confirmation is not pinned here."""
         self._require_admin(actor_id)
+        if actor_id is not None:
+            decision = await self.pins.propose(actor_id, data)
+            if decision.route == "confirm":
+                raise UserError(trust_texts.PIN_WAITING, detail=decision.why)
+            return decision.bundle
         # Off the loop: a hostile upload may hold a huge key that takes long to check.
         cert = await asyncio.to_thread(load_certificate, data, require_ca=True, now=self._clock())
         bundle = _pin_bundle(cert)

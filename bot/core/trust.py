@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
@@ -113,6 +114,17 @@ class PinGate:
         del self._open[token]
         await self._set(proposal.bundle, proposal.asker_id, route="confirm", confirmer=actor_id)
         return proposal
+
+    async def phone_pin(
+        self, pinned: Callable[[], Awaitable[PinBundle]]
+    ) -> PinBundle | None:
+        """OTCERT_PHONE_CA: ``bot`` -> the pinned CA, ``none`` -> nothing, else that file."""
+        if self._policy.phone_ca == "none":
+            return None
+        if self._policy.phone_ca == "bot":
+            return await pinned()
+        data = await asyncio.to_thread(Path(self._policy.phone_ca).read_bytes)
+        return pin_bundle(load_certificate(data, now=self._clock()))
 
     def _require_admin(self, actor_id: int) -> None:
         if actor_id not in self._policy.admin_ids:

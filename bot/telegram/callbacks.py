@@ -18,6 +18,7 @@ from bot.core.models import Platform
 MAX_BYTES = 64  # Telegram refuses longer callback_data
 SEPARATOR = ":"
 TELEGRAM_ID_MAX_DIGITS = 16  # ids reach 2**52 (16 digits)
+TELEGRAM_ID_LIMIT = 2**53  # Telegram: ids fit a double exactly
 
 RequestAction = Literal["approve", "deny", "ok", "cancel"]
 _REQUEST_ACTIONS: frozenset[str] = frozenset(get_args(RequestAction))
@@ -74,7 +75,7 @@ def telegram_id(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > TELEGRAM_ID_MAX_DIGITS:
         return None
     value = int(text)
-    return value if value > 0 else None
+    return value if 0 < value < TELEGRAM_ID_LIMIT else None
 
 
 @_format
