@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     telegram_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
     # Chat language for people whose Telegram language is not shipped (INTERFACE.md).
     default_language: str = "en"
+    # Issue 14 (INTERFACE.md): a daily cap per person; what phones are sent to trust.
+    max_issues_per_day: int = Field(default=5, ge=1, le=1000)
+    phone_ca: str = "bot"
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -111,6 +114,14 @@ class Settings(BaseSettings):
         except InvalidName as exc:
             raise ValueError(f"OTCERT_BROKER_ADMIN_CN: {exc}") from None
         return self
+
+    @field_validator("phone_ca")
+    @classmethod
+    def _phone_ca_value(cls, value: str) -> str:
+        value = value.strip() or "bot"
+        if value not in ("bot", "none") and not Path(value).is_file():
+            raise ValueError("must be 'bot', 'none' or the path of a PEM file that exists")
+        return value
 
     # Derived values: one place that knows the defaults that depend on other settings.
     @property
@@ -162,6 +173,11 @@ class Settings(BaseSettings):
                 "OTCERT_ADMIN_IDS is not set: list the Telegram user ids of the admins "
                 "(comma-separated); without admins nobody can approve requests."
             )
+        if self.broker_kick == "dynsec" and self.broker_reload_command is None:
+            from bot.texts import t
+            from bot.texts.trust import KICK_WITHOUT_RELOAD_COMMAND
+
+            raise ConfigError(t(KICK_WITHOUT_RELOAD_COMMAND))
         return self.bot_token.get_secret_value().strip()
 
 

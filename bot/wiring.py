@@ -88,6 +88,10 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         reload_command=settings.broker_reload_command,
         reserved_usernames=frozenset({settings.broker_admin_cn, *RESERVED_USERNAMES}),
         broker_admin=broker_admin,
+        mqtt_host=settings.mqtt_host,
+        mqtt_port=settings.mqtt_port,
+        phone_ca=settings.phone_ca,
+        max_issues_per_day=settings.max_issues_per_day,
     )
 
 

@@ -245,3 +245,21 @@ def _timeout_detail(state: _Exchange, where: str, timeout: float) -> str:
         )
     return f"The broker at {where} did not complete {state.waiting_for} within {timeout:g} s."
 
+
+
+async def dynsec_client_exists(
+    admin: BrokerAdmin, username: str, *, timeout: float = 5.0
+) -> bool | BrokerOutcome:
+    """Whether ``username`` is stored as a dynsec client (getClient); an outcome when the
+    plugin cannot be asked. Why: a kick deletes that name's client, so a person must never
+    share a name with a stored login (issue 14)."""
+    result = await dynsec_request(admin, [{"command": "getClient", "username": username}], timeout)
+    if isinstance(result, BrokerOutcome):
+        return result
+    (answer,) = result
+    error = answer.get("error")
+    if error is None:
+        return True
+    if "not found" in str(error).lower():
+        return False
+    return BrokerOutcome(False, f"getClient answered: {error}")

@@ -73,11 +73,18 @@ class CrlPublisher:
                 log.exception("CRL write failed")
                 error = t(texts.CRL_NOT_WRITTEN, error=exc)
                 return CrlReport(False, len(entries), error=error)
-        reload = await self._reload(self._policy.reload_command)
+        command = self._policy.reload_command
+        # None: no command ran, so nobody may read "reloaded" (issue 14).
+        reload = await self._reload(command) if command and command.strip() else None
         kick = None
+        skipped = False
         if kick_username and self._policy.broker_admin is not None:
-            kick = await kick_sessions(self._policy.broker_admin, kick_username)
-        return CrlReport(True, len(entries), reload=reload, kick=kick)
+            # A kicked phone reconnects at once: only a broker that re-read the CRL refuses it.
+            if reload is not None and reload.ok:
+                kick = await kick_sessions(self._policy.broker_admin, kick_username)
+            else:
+                skipped = True
+        return CrlReport(True, len(entries), reload=reload, kick=kick, kick_skipped=skipped)
 
     async def _revoked_entries(self, now: datetime) -> list[RevokedEntry]:
         revoked = await self._repo.revoked_serials(now)

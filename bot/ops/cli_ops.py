@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
+from bot.hardening import make_undumpable
 from bot.logs import setup_logging
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report
 
@@ -26,6 +27,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring import ensure_data_dir, load_ca
 
     token = settings.require_bot()
+    make_undumpable()  # before the CA key is read: no other process may read our memory
     passphrase = settings.ca_passphrase()
     setup_logging(settings.log_level, [token, passphrase.decode() if passphrase else ""])
     ensure_data_dir(settings.data_dir)

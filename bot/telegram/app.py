@@ -24,8 +24,8 @@ from bot.config import Settings
 from bot.core.results import CrlReport
 from bot.core.service import Service
 from bot.telegram.api_request import api_request
-from bot.telegram.callbacks import LanguageChoice, PlatformChoice, RequestAnswer
-from bot.telegram.handlers import admin, approvals, language, people
+from bot.telegram.callbacks import LanguageChoice, PinConfirm, PlatformChoice, RequestAnswer
+from bot.telegram.handlers import admin, approvals, language, people, trust
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -66,6 +66,12 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             secret_ttl=settings.secret_ttl_seconds,
         )
         language.install(app.bot_data, service, PUBLIC_COMMANDS)
+        service.crl_alert = lambda report, when: tell_admins_if_crl_failed(
+            app, service, report, when
+        )
+        service.limit_alert = lambda person: trust.tell_admins_limit(
+            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day
+        )
         leftovers = await service.revoke_unfinished_deliveries()
         if leftovers:
             log.warning("revoked %d certificate(s) whose delivery a crash cut off", leftovers)
@@ -85,6 +91,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         jobs.run_repeating(delete_due_messages, interval=sweep, first=0, name="delete-secrets")
         every = settings.crl_refresh_seconds
         jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
+        jobs.run_repeating(trust.sweep_undelivered_job, interval=60, first=60, name="sweep")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
@@ -132,6 +139,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     )
     app.add_handler(
         CallbackQueryHandler(language.language_button, pattern=f"^{LanguageChoice.PREFIX}:")
+    )
+    app.add_handler(
+        CallbackQueryHandler(trust.confirm_button, pattern=f"^{PinConfirm.PREFIX}:")
     )
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))

@@ -13,7 +13,7 @@ from datetime import datetime
 from html import escape
 
 from bot.core.models import Certificate, Person, PersonStatus, Platform
-from bot.texts import chat, languages, t
+from bot.texts import chat, languages, t, trust
 
 STATUS = {
     None: chat.STATUS_UNKNOWN,
@@ -24,6 +24,9 @@ STATUS = {
 }
 PHONES = {Platform.IOS: chat.PHONE_IOS, Platform.ANDROID: chat.PHONE_ANDROID}
 STEPS = {Platform.IOS: chat.STEPS_IOS, Platform.ANDROID: chat.STEPS_ANDROID}
+STEPS_PUBLIC_CA = {
+    Platform.IOS: trust.STEPS_IOS_PUBLIC_CA, Platform.ANDROID: trust.STEPS_ANDROID_PUBLIC_CA
+}
 
 
 def esc(value: object) -> str:
@@ -87,12 +90,14 @@ def config_link(host: str | None, port: int, username: str, device: str) -> str:
 
 
 def steps(
-    platform: Platform, *, ca: str, filename: str, host: str | None, port: int,
+    platform: Platform, *, ca: str | None, filename: str, host: str | None, port: int,
     username: str, device: str,
 ) -> str:
+    """``ca`` None: the broker's certificate is from a public CA; no trust step."""
+    template = STEPS[platform] if ca is not None else STEPS_PUBLIC_CA[platform]
     return t(
-        STEPS[platform],
-        ca=esc(ca), filename=esc(filename), host=esc(host or t(chat.HOST_UNKNOWN)), port=port,
+        template,
+        ca=esc(ca or ""), filename=esc(filename), host=esc(host or t(chat.HOST_UNKNOWN)), port=port,
         username=esc(username), device=esc(device),
         link=config_link(host, port, username, device),
     )

@@ -80,9 +80,12 @@ async def _mark_decided(context: Context, person: Person, text: Callable[[], str
             log.info("could not update an admin's copy of a request")
 
 
-async def _approve(context: Context, admin_id: int, admin_name: str, tid: int, name: str) -> str:
+async def _approve(
+    context: Context, admin_id: int, admin_name: str, tid: int, name: str,
+    expected: PersonStatus | None = None,
+) -> str:
     """Approve, tell the person and the other admins; the answer for the deciding admin."""
-    person = await runtime(context).service.approve(admin_id, tid, name)
+    person = await runtime(context).service.approve(admin_id, tid, name, expected=expected)
     username = render.esc(person.mqtt_username)
     await tell_person(context, person, lambda: t(chat.APPROVED_PERSON, username=username))
     await _mark_decided(
@@ -164,7 +167,9 @@ async def request_button(update: Update, context: Context) -> None:
             await answer_query(query, t(chat.CANCELLED))
             return
         if button.action == "ok" and button.username is not None:
-            result = await _approve(context, admin.id, admin_name, tid, button.username)
+            result = await _approve(
+                context, admin.id, admin_name, tid, button.username, PersonStatus.PENDING
+            )
         else:
             result = await _deny(context, admin.id, admin_name, tid, None)
     except PEOPLE_ERRORS as exc:
