@@ -88,6 +88,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         reload_command=settings.broker_reload_command,
         reserved_usernames=frozenset({settings.broker_admin_cn, *RESERVED_USERNAMES}),
         broker_admin=broker_admin,
+        data_dir=settings.data_dir,
     )
 
 

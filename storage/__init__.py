@@ -14,9 +14,17 @@ from storage.models import (
     RevokedSerial,
     ScheduledDeletion,
 )
+from storage._service_certificates import (
+    BROKER_ADMIN,
+    BROKER_SERVER,
+    ServiceCertificate,
+)
 from storage.repo import Repository
 
 __all__ = [
+    "BROKER_ADMIN",
+    "BROKER_SERVER",
+    "ServiceCertificate",
     "OPERATOR_ID",
     "SCHEMA_VERSION",
     "AuditEntry",

@@ -6,9 +6,15 @@ from __future__ import annotations
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
 from storage._people import PeopleRepository
+from storage._service_certificates import ServiceCertificateRepository
 
 __all__ = ["Repository"]
 
 
-class Repository(PeopleRepository, CertificateRepository, HousekeepingRepository):
+class Repository(
+    PeopleRepository,
+    CertificateRepository,
+    HousekeepingRepository,
+    ServiceCertificateRepository,
+):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

@@ -121,6 +121,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE people SET decided_by = 0 WHERE decided_by IS NULL AND status = 'revoked'",
         "UPDATE pins SET changed_by = 0 WHERE changed_by IS NULL",
     ),
+    # 6 (issue 14): the bot's own certificates (broker-server, broker-admin), so they can be
+    #    listed and revoked like people's; they have no owner, hence a table of their own.
+    (
+        """CREATE TABLE service_certificates (
+            serial             TEXT PRIMARY KEY,
+            purpose            TEXT NOT NULL,
+            subject            TEXT NOT NULL,
+            fingerprint_sha256 TEXT NOT NULL,
+            not_before         TEXT NOT NULL,
+            not_after          TEXT NOT NULL,
+            issued_at          TEXT NOT NULL,
+            status             TEXT NOT NULL
+                               CHECK (status IN ('active', 'revoked', 'superseded', 'expired')),
+            revoked_at         TEXT,
+            revocation_reason  TEXT
+        )""",
+        "CREATE INDEX service_certificates_purpose ON service_certificates (purpose, status)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

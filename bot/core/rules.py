@@ -38,6 +38,7 @@ class Policy:
     reload_command: str | None = None
     reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
     broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
+    data_dir: Path | None = None  # where the cross-process locks live (issue 14)
 
 
 @dataclass(frozen=True)
