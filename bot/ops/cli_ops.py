@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
+from bot.core import locks
 from bot.logs import setup_logging
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report
 
@@ -29,6 +30,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     passphrase = settings.ca_passphrase()
     setup_logging(settings.log_level, [token, passphrase.decode() if passphrase else ""])
     ensure_data_dir(settings.data_dir)
+    # Held until exit: `otcert restore` refuses while a bot holds the database.
+    locks.hold_for_lifetime(settings.data_dir / locks.BOT_LOCK_NAME)
     load_ca(settings, create=True)  # fail fast on an unreadable or insecure CA key
     app = build_application(settings)
     try:
