@@ -75,7 +75,13 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.ops.cli_certs import cmd_revoke_serial
     from bot.wiring import open_service
+
+    if (args.target is None) == (getattr(args, "serial", None) is None):
+        raise ConfigError("Give either a USERNAME|TELEGRAM_ID or --serial SERIAL.")
+    if args.target is None:
+        return cmd_revoke_serial(settings, args)
 
     async def revoke() -> int:
         async with open_service(settings) as service:
