@@ -1,0 +1,115 @@
+"""CRL writes ordered across processes (issue 14, point 2): the bot and two `otcert revoke`
+processes revoke at the same time, next to two low-priority `otcert crl write` runs (cron),
+and the CRL on disk still lists every revocation after each round.
+
+Why real processes: the asyncio lock already orders one process; only separate processes
+show whether an older snapshot can be renamed over a newer one. 20,000 earlier revocations
+make each CRL build take long enough for the writers to overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from bot.core.clock import utcnow
+from pki import CertificateAuthority
+from storage import Certificate, CertStatus, Database, Repository
+from tests.botproc import ADMIN_ID, BotProcess
+from tests.fake_telegram import FakeTelegram
+from tests.test_cli import base_env, otcert_command
+
+pytestmark = pytest.mark.slow  # starts a bot process and otcert processes
+
+ROUNDS = 8
+FILLER = 20_000
+
+
+async def _seed(db_path: Path, people: int) -> None:
+    """``people`` approved people (user0, user1, ...) with one active certificate each, and a
+    filler person with FILLER revoked certificates."""
+    db = await Database.open(db_path)
+    repo = Repository(db)
+    now = utcnow()
+    try:
+        for index in range(people + 1):
+            telegram_id = 5000 + index
+            await repo.request_access(telegram_id, f"User {index}", None)
+            await repo.approve(telegram_id, f"user{index}", by=ADMIN_ID)
+            await repo.record_issue(Certificate(
+                serial=secrets.token_hex(16), telegram_id=telegram_id,
+                mqtt_username=f"user{index}", device="phone",
+                fingerprint_sha256=secrets.token_hex(32), not_before=now,
+                not_after=now + timedelta(days=30), issued_at=now, status=CertStatus.ACTIVE,
+                delivered_at=now,
+            ), actor=ADMIN_ID)
+    finally:
+        await db.close()
+    conn = sqlite3.connect(db_path)
+    with conn:
+        at, until = now.isoformat(timespec="microseconds"), (now + timedelta(days=30)).isoformat(
+            timespec="microseconds")
+        conn.executemany(
+            """INSERT INTO certificates (serial, telegram_id, mqtt_username, device,
+                   fingerprint_sha256, not_before, not_after, issued_at, status, revoked_at,
+                   revocation_reason, delivered_at)
+               VALUES (?, ?, ?, 'old', ?, ?, ?, ?, 'revoked', ?, 'old', ?)""",
+            [(secrets.token_hex(16), 5000 + people, f"user{people}", "0" * 64, at, until, at,
+              at, at) for _ in range(FILLER)],
+        )
+    conn.close()
+
+
+def _revoked_in_db(db_path: Path) -> set[int]:
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = conn.execute("SELECT serial FROM certificates WHERE status = 'revoked'").fetchall()
+    finally:
+        conn.close()
+    return {int(serial, 16) for (serial,) in rows}
+
+
+def _listed_in_crl(path: Path) -> set[int]:
+    crl = x509.load_pem_x509_crl(path.read_bytes())
+    return {entry.serial_number for entry in crl}
+
+
+def test_crl_on_disk_lists_every_revocation_when_cli_and_bot_revoke_at_once(
+    tg: FakeTelegram, tmp_path: Path, other_ca: CertificateAuthority
+) -> None:
+    bot = BotProcess(tg, tmp_path / "bot", ca=other_ca)
+    asyncio.run(_seed(bot.data_dir / "otcert.sqlite3", 3 * ROUNDS))
+    env = base_env(bot.data_dir, OTCERT_BOT_TOKEN=tg.token)
+    crl_path = bot.data_dir / "crl.pem"
+    admin = tg.user(ADMIN_ID, "Admin")
+    with bot:
+        for round_ in range(ROUNDS):
+            first, second, third = (f"user{3 * round_ + k}" for k in range(3))
+            # A cron'd `otcert crl write` at low priority: a slow writer with its own snapshot.
+            commands = [["nice", "-n", "19", *otcert_command(), "crl", "write"],
+                        [*otcert_command(), "revoke", first],
+                        ["nice", "-n", "10", *otcert_command(), "crl", "write"],
+                        [*otcert_command(), "revoke", second]]
+            cli = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+                   for command in commands]
+            done_before = _revoke_replies(tg)
+            tg.send_text(admin, f"/revoke {third} gone")
+            for proc in cli:
+                out, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0, err
+            tg.wait_for(lambda m: _revoke_replies(tg) > done_before, 60, chat_id=ADMIN_ID)
+            missing = _revoked_in_db(bot.data_dir / "otcert.sqlite3") - _listed_in_crl(crl_path)
+            assert not missing, f"round {round_}: {len(missing)} revoked serial(s) not in the CRL"
+    assert "Traceback" not in bot.log_text
+
+
+def _revoke_replies(tg: FakeTelegram) -> int:
+    return sum("certificate(s)" in (m.text or "") for m in tg.sent_messages(ADMIN_ID))
