@@ -25,6 +25,7 @@ from storage import Certificate, CertStatus, Database, Repository
 from tests.botproc import ADMIN_ID, BotProcess
 from tests.fake_telegram import FakeTelegram
 from tests.test_cli import base_env, otcert_command
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # starts a bot process and otcert processes
 
@@ -103,9 +104,10 @@ def test_crl_on_disk_lists_every_revocation_when_cli_and_bot_revoke_at_once(
             done_before = _revoke_replies(tg)
             tg.send_text(admin, f"/revoke {third} gone")
             for proc in cli:
-                out, err = proc.communicate(timeout=120)
+                _, err = proc.communicate(timeout=120)
                 assert proc.returncode == 0, err
-            tg.wait_for(lambda m: _revoke_replies(tg) > done_before, 60, chat_id=ADMIN_ID)
+            tg.wait_for(lambda m, seen=done_before: _revoke_replies(tg) > seen, 60,
+                        chat_id=ADMIN_ID)
             missing = _revoked_in_db(bot.data_dir / "otcert.sqlite3") - _listed_in_crl(crl_path)
             assert not missing, f"round {round_}: {len(missing)} revoked serial(s) not in the CRL"
     assert "Traceback" not in bot.log_text
@@ -113,3 +115,49 @@ def test_crl_on_disk_lists_every_revocation_when_cli_and_bot_revoke_at_once(
 
 def _revoke_replies(tg: FakeTelegram) -> int:
     return sum("certificate(s)" in (m.text or "") for m in tg.sent_messages(ADMIN_ID))
+
+
+def test_a_revocation_waits_for_another_writer_and_numbers_past_its_crl(
+    tmp_path: Path, other_ca: CertificateAuthority
+) -> None:
+    """Another process holds crl.lock and writes a CRL (without the new revocation, numbered
+    far ahead) while `otcert revoke` runs: the revoke waits, then writes a CRL listing its
+    serial with a higher number, instead of racing it."""
+    import fcntl
+    import os
+
+    from pki.crl import build_crl, write_crl
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    other_ca.save(data / "ca.crt", data / "ca.key")
+    db_path = data / "otcert.sqlite3"
+    asyncio.run(_seed(db_path, 1))
+    crl_path = data / "crl.pem"
+    fd = os.open(data / "crl.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        proc = subprocess.Popen([*otcert_command(), "revoke", "user0"], env=base_env(data),
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        assert wait_until(lambda: _status(db_path, "user0") == "revoked", timeout=60)
+        stale = build_crl(other_ca, [], crl_number=1_000_000)  # the other writer's snapshot
+        write_crl(crl_path, stale, other_ca.certificate)
+    finally:
+        os.close(fd)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    crl = x509.load_pem_x509_crl(crl_path.read_bytes())
+    assert _revoked_in_db(db_path) <= {entry.serial_number for entry in crl}
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number > 1_000_000
+
+
+def _status(db_path: Path, username: str) -> str | None:
+    conn = sqlite3.connect(db_path)
+    try:
+        row = conn.execute("SELECT status FROM people WHERE mqtt_username = ?",
+                           (username,)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
