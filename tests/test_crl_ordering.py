@@ -13,6 +13,7 @@ import asyncio
 import secrets
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -106,11 +107,14 @@ def test_crl_on_disk_lists_every_revocation_when_cli_and_bot_revoke_at_once(
             for proc in cli:
                 _, err = proc.communicate(timeout=120)
                 assert proc.returncode == 0, err
-            tg.wait_for(lambda m, seen=done_before: _revoke_replies(tg) > seen, 60,
-                        chat_id=ADMIN_ID)
+            tg.wait_for(_replied_after(tg, done_before), 60, chat_id=ADMIN_ID)
             missing = _revoked_in_db(bot.data_dir / "otcert.sqlite3") - _listed_in_crl(crl_path)
             assert not missing, f"round {round_}: {len(missing)} revoked serial(s) not in the CRL"
     assert "Traceback" not in bot.log_text
+
+
+def _replied_after(tg: FakeTelegram, before: int) -> Callable[[object], bool]:
+    return lambda _message: _revoke_replies(tg) > before
 
 
 def _revoke_replies(tg: FakeTelegram) -> int:

@@ -116,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "revoke" and (args.target is None) == (args.serial is None):
+        parser.error("revoke takes a USERNAME|TELEGRAM_ID or --serial SERIAL (one of them)")
     try:
         settings = load_settings()
         func: Command = args.func
