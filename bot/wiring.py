@@ -14,6 +14,7 @@ from pathlib import Path
 from bot.broker import BrokerAdmin, ensure_admin_identity
 from bot.config import ConfigError, Settings
 from bot.core.keypool import KeyPool
+from bot.core.own_certs import record_admin_identity
 from bot.core.rules import Policy
 from bot.core.service import Service
 from bot.core.signer import Signer
@@ -68,7 +69,10 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
             raise ConfigError(
                 "OTCERT_BROKER_KICK=dynsec needs OTCERT_BROKER_ADMIN_HOST or OTCERT_MQTT_HOST."
             )
-        cert_path, key_path = ensure_admin_identity(ca, settings.data_dir, settings.broker_admin_cn)
+        passphrase = settings.ca_passphrase()
+        cert_path, key_path = ensure_admin_identity(
+            ca, settings.data_dir, settings.broker_admin_cn, passphrase=passphrase
+        )
         broker_admin = BrokerAdmin(
             host=host,
             port=settings.admin_port,
@@ -76,6 +80,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
             key_path=key_path,
             ca_file=settings.broker_ca_file,
             bot_ca_file=settings.ca_cert_path,
+            key_password=passphrase,
         )
     return Policy(
         admin_ids=settings.admin_ids,
@@ -92,6 +97,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         mqtt_port=settings.mqtt_port,
         phone_ca=settings.phone_ca,
         max_issues_per_day=settings.max_issues_per_day,
+        data_dir=settings.data_dir,
     )
 
 
@@ -112,7 +118,10 @@ async def open_service(
     try:
         keys.start()
         await signer.start()
-        yield Service(Repository(db), ca, policy, keys, signer=signer)
+        service = Service(Repository(db), ca, policy, keys, signer=signer)
+        if await record_admin_identity(service, settings.data_dir):
+            await service.refresh_crl()  # a replaced admin pair must stop working now
+        yield service
     finally:
         await keys.stop()
         await signer.stop()

@@ -7,11 +7,16 @@ from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
 from storage._languages import LanguageRepository
 from storage._people import PeopleRepository
+from storage._service_certificates import ServiceCertificateRepository
 
 __all__ = ["Repository"]
 
 
 class Repository(
-    PeopleRepository, CertificateRepository, HousekeepingRepository, LanguageRepository
+    PeopleRepository,
+    CertificateRepository,
+    HousekeepingRepository,
+    LanguageRepository,
+    ServiceCertificateRepository,
 ):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

@@ -131,6 +131,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at  TEXT NOT NULL
         )""",
     ),
+    # 7 (issue 14): the bot's own certificates (broker-server, broker-admin), so they can be
+    #    listed and revoked like people's; they have no owner, hence a table of their own.
+    (
+        """CREATE TABLE service_certificates (
+            serial             TEXT PRIMARY KEY,
+            purpose            TEXT NOT NULL,
+            subject            TEXT NOT NULL,
+            fingerprint_sha256 TEXT NOT NULL,
+            not_before         TEXT NOT NULL,
+            not_after          TEXT NOT NULL,
+            issued_at          TEXT NOT NULL,
+            status             TEXT NOT NULL
+                               CHECK (status IN ('active', 'revoked', 'superseded', 'expired')),
+            revoked_at         TEXT,
+            revocation_reason  TEXT
+        )""",
+        "CREATE INDEX service_certificates_purpose ON service_certificates (purpose, status)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,6 +38,8 @@ class BrokerAdmin:
     key_path: Path
     ca_file: Path | None
     bot_ca_file: Path
+    # The CA key passphrase, when the admin key is encrypted with it at rest.
+    key_password: bytes | None = field(default=None, repr=False)
 
 async def dynsec_request(
     admin: BrokerAdmin, commands: list[dict[str, Any]], timeout: float
@@ -71,7 +73,7 @@ def admin_tls_context(admin: BrokerAdmin) -> ssl.SSLContext:
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(admin.cert_path), str(admin.key_path))
+    context.load_cert_chain(str(admin.cert_path), str(admin.key_path), admin.key_password)
     return context
 
 

@@ -2,6 +2,10 @@
 
 Revocations, superseded certificates, the periodic job and the CLI all end here, so the
 file is never written twice at once and the broker always hears about it in the same order.
+The lock is two-level: an asyncio lock orders this process, an flock on ``crl.lock`` in the
+data dir orders every process (bot, ``otcert revoke``, a cron'd ``otcert crl write``), held
+from reading the revoked serials to the rename and the reload, so an older snapshot can never
+be renamed over a newer one. CRL numbers grow past the number of the CRL already on disk.
 """
 
 from __future__ import annotations
@@ -10,20 +14,23 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 from cryptography import x509
 
 from bot.broker import BrokerOutcome, kick_sessions
+from bot.core import locks
 from bot.core.results import CrlReport
 from bot.core.rules import Policy
 from bot.texts import errors as texts
 from bot.texts import t
 from pki.authority import CertificateAuthority
-from pki.crl import RevokedEntry, build_crl, write_crl
+from pki.crl import CRLError, RevokedEntry, build_crl, write_crl
 from storage import Repository
 
 log = logging.getLogger(__name__)
 
+_PEM_BEGIN = b"-----BEGIN X509 CRL-----"
 _CRL_REASONS = {
     "superseded": x509.ReasonFlags.superseded,
     "undelivered": x509.ReasonFlags.cessation_of_operation,
@@ -52,30 +59,13 @@ class CrlPublisher:
     async def publish(self, *, kick_username: str | None = None) -> CrlReport:
         """The order matters: a kicked client reconnects at once, so the broker must
         already have the new CRL."""
-        async with self._lock:
-            now = self._clock()
-            await self._repo.mark_expired(now)  # keeps views and device limits honest
-            entries = await self._revoked_entries(now)
-            number = await self._repo.next_crl_number()
-            try:
-                crl = await asyncio.to_thread(
-                    build_crl,
-                    self._ca,
-                    entries,
-                    crl_number=number,
-                    validity=self._policy.crl_validity,
-                    now=now,
-                )
-                await asyncio.to_thread(
-                    write_crl, self._policy.crl_path, crl, self._ca.certificate
-                )
-            except Exception as exc:
-                log.exception("CRL write failed")
-                error = t(texts.CRL_NOT_WRITTEN, error=exc)
-                return CrlReport(False, len(entries), error=error)
-        command = self._policy.reload_command
-        # None: no command ran, so nobody may read "reloaded" (issue 14).
-        reload = await self._reload(command) if command and command.strip() else None
+        async with self._lock, locks.exclusive(self._lock_path()):
+            report = await self._write_locked(self._ca, self._policy.crl_path)
+            if not report.written:
+                return report
+            command = self._policy.reload_command
+            # None: no command ran, so nobody may read "reloaded" (issue 14).
+            reload = await self._reload(command) if command and command.strip() else None
         kick = None
         skipped = False
         if kick_username and self._policy.broker_admin is not None:
@@ -84,7 +74,35 @@ class CrlPublisher:
                 kick = await kick_sessions(self._policy.broker_admin, kick_username)
             else:
                 skipped = True
-        return CrlReport(True, len(entries), reload=reload, kick=kick, kick_skipped=skipped)
+        return CrlReport(
+            True, report.entries, reload=reload, kick=kick, kick_skipped=skipped
+        )
+
+    def _lock_path(self) -> Path:
+        if self._policy.data_dir is not None:
+            return self._policy.data_dir / locks.CRL_LOCK_NAME
+        crl_path = self._policy.crl_path
+        return crl_path.with_name(crl_path.name + ".lock")
+
+    async def _write_locked(self, ca: CertificateAuthority, path: Path) -> CrlReport:
+        """Read, number, build, verify, rename: call with the file lock held. Parameterised
+        by the CA so a rotation can publish one CRL per CA."""
+        now = self._clock()
+        await self._repo.mark_expired(now)  # keeps views and device limits honest
+        entries = await self._revoked_entries(now)
+        try:
+            on_disk = await asyncio.to_thread(crl_number_on_disk, path)
+            number = await self._repo.next_crl_number_above(on_disk)
+            crl = await asyncio.to_thread(
+                build_crl, ca, entries, crl_number=number,
+                validity=self._policy.crl_validity, now=now,
+            )
+            await asyncio.to_thread(_write_if_newer, path, crl, ca, number)
+        except Exception as exc:
+            log.exception("CRL write failed")
+            error = t(texts.CRL_NOT_WRITTEN, error=exc)
+            return CrlReport(False, len(entries), error=error)
+        return CrlReport(True, len(entries))
 
     async def _revoked_entries(self, now: datetime) -> list[RevokedEntry]:
         revoked = await self._repo.revoked_serials(now)
@@ -94,5 +112,32 @@ class CrlPublisher:
                 revoked_at=r.revoked_at,
                 reason=_CRL_REASONS.get(r.reason or ""),
             )
-            for r in revoked
+            for r in [*revoked, *await self._repo.revoked_service_serials(now)]
         ]
+
+
+def crl_number_on_disk(path: Path) -> int:
+    """The highest CRL number in the PEM file at ``path`` (one CRL per CA), 0 if none."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return 0
+    highest = 0
+    for block in data.split(_PEM_BEGIN)[1:]:
+        try:
+            crl = x509.load_pem_x509_crl(_PEM_BEGIN + block)
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except (ValueError, x509.ExtensionNotFound):
+            continue  # unreadable: the verified write replaces it
+        highest = max(highest, number)
+    return highest
+
+
+def _write_if_newer(
+    path: Path, crl: x509.CertificateRevocationList, ca: CertificateAuthority, number: int
+) -> None:
+    """A CRL with a lower number never replaces a higher one (a writer that ignores the lock,
+    e.g. an older otcert, may have been faster)."""
+    if crl_number_on_disk(path) >= number:
+        raise CRLError(f"{path} already holds a CRL numbered {number} or higher; not replaced.")
+    write_crl(path, crl, ca.certificate)

@@ -44,6 +44,7 @@ class Policy:
     mqtt_port: int = 8883
     phone_ca: str = "bot"
     max_issues_per_day: int = 5
+    data_dir: Path | None = None  # where the cross-process locks live (issue 14)
 
 
 @dataclass(frozen=True)
