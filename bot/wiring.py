@@ -11,9 +11,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from bot.broker import BrokerAdmin, ensure_admin_identity
+from cryptography import x509
+
+from bot.broker import ADMIN_CERT_NAME, BrokerAdmin, ensure_admin_identity
+from bot.broker.server_cert import fetch_server_certificate
 from bot.config import ConfigError, Settings
 from bot.core.keypool import KeyPool
+from bot.core.lifecycle import Lifecycle
 from bot.core.rules import Policy
 from bot.core.service import Service
 from bot.core.signer import Signer
@@ -88,6 +92,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         reload_command=settings.broker_reload_command,
         reserved_usernames=frozenset({settings.broker_admin_cn, *RESERVED_USERNAMES}),
         broker_admin=broker_admin,
+        renew_window_days=max(settings.renew_reminder_days),
     )
 
 
@@ -113,3 +118,26 @@ async def open_service(
         await keys.stop()
         await signer.stop()
         await db.close()
+
+
+def build_lifecycle(settings: Settings, service: Service) -> Lifecycle:
+    """The lifecycle use cases with this deployment's thresholds and infrastructure: the
+    broker-admin certificate file (when the kick uses one) and the broker's TLS handshake."""
+    probe = None
+    host = settings.mqtt_host
+    if host is not None:
+        async def probe() -> x509.Certificate | None:
+            return await asyncio.to_thread(
+                fetch_server_certificate, host, settings.mqtt_port,
+                broker_ca_file=settings.broker_ca_file, ca=service.ca,
+                bot_ca_file=settings.ca_cert_path,
+            )
+    admin_cert = settings.data_dir / ADMIN_CERT_NAME
+    return Lifecycle(
+        service,
+        reminder_days=settings.renew_reminder_days,
+        infra_days=settings.infra_reminder_days,
+        admin_cert_path=admin_cert if settings.broker_kick == "dynsec" else None,
+        server_probe=probe,
+        server_where=f"{host}:{settings.mqtt_port}",
+    )

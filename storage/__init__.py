@@ -1,5 +1,6 @@
 """Persistence for owntracks-cert-bot: one SQLite file, pydantic models at the boundary."""
 
+from storage._lifecycle import DueReminder, ExpiringCertificate
 from storage.db import SCHEMA_VERSION, Database, restore_database
 from storage.errors import InvalidTransition, NotFound, StorageError, UsernameTaken
 from storage.models import (
@@ -23,6 +24,8 @@ __all__ = [
     "CertStatus",
     "Certificate",
     "Database",
+    "DueReminder",
+    "ExpiringCertificate",
     "InvalidTransition",
     "NotFound",
     "Person",

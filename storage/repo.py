@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
+from storage._lifecycle import LifecycleRepository
 from storage._people import PeopleRepository
 
 __all__ = ["Repository"]
 
 
-class Repository(PeopleRepository, CertificateRepository, HousekeepingRepository):
+class Repository(
+    PeopleRepository, CertificateRepository, HousekeepingRepository, LifecycleRepository
+):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

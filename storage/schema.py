@@ -121,6 +121,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE people SET decided_by = 0 WHERE decided_by IS NULL AND status = 'revoked'",
         "UPDATE pins SET changed_by = 0 WHERE changed_by IS NULL",
     ),
+    # 6: certificate lifecycle. A renewal links the old certificate to its successor: the old
+    #    one stays active (valid, not in the CRL) until it expires, but is no longer reminded.
+    #    Reminder marks: one row per subject (a certificate serial, or an infrastructure
+    #    certificate such as 'ca:<fingerprint>'), audience and threshold; claimed before the
+    #    message is sent, sent_at set after, so a crash costs at most one duplicate.
+    (
+        """CREATE TABLE renewals (
+            old_serial TEXT PRIMARY KEY,
+            new_serial TEXT NOT NULL,
+            renewed_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX renewals_new ON renewals (new_serial)",
+        """CREATE TABLE reminders (
+            subject    TEXT NOT NULL,
+            audience   TEXT NOT NULL CHECK (audience IN ('owner', 'admins')),
+            days       INTEGER NOT NULL,
+            claimed_at TEXT NOT NULL,
+            sent_at    TEXT,
+            outcome    TEXT,
+            PRIMARY KEY (subject, audience, days)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

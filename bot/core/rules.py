@@ -38,6 +38,7 @@ class Policy:
     reload_command: str | None = None
     reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
     broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
+    renew_window_days: int = 30  # the largest of OTCERT_RENEW_REMINDER_DAYS
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from bot.telegram.handlers.common import (
 )
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
 from bot.texts import chat, t
+from bot.texts import lifecycle as lifecycle_texts
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ async def start(update: Update, context: Context) -> None:
 def _help(update: Update, context: Context) -> str:
     """The commands the sender may use (admins see theirs too)."""
     user = update.effective_user
-    text = t(chat.HELP_EVERYONE)
+    text = t(chat.HELP_EVERYONE) + t(lifecycle_texts.HELP_LIFECYCLE)
     if user is not None and runtime(context).service.is_admin(user.id):
-        text += t(chat.HELP_ADMIN)
+        text += t(chat.HELP_ADMIN) + t(lifecycle_texts.HELP_ADMIN_LIFECYCLE)
     return text
 
 
