@@ -97,14 +97,18 @@ def test_renew_revoke_and_forged_buttons_at_mosquitto(
     tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority,
     broker_factory: Callable[..., Broker],
 ) -> None:
-    broker = broker_factory(ca)
+    broker = broker_factory(ca, server_days=10)  # the infra watch sees it through TLS
     admin = tg.user(ADMIN_ID, "Admin")
     alice, mallory = tg.user(2301, "Alice", "alice"), tg.user(2302, "Mallory", "mallory")
     env = {**SHORT, "OTCERT_CRL_PATH": str(broker.crl_path),
            "OTCERT_BROKER_RELOAD_COMMAND": f"kill -HUP {broker.pid}",
-           "OTCERT_LIFECYCLE_CHECK_SECONDS": "3600"}
+           "OTCERT_LIFECYCLE_CHECK_SECONDS": "3600",
+           "OTCERT_MQTT_HOST": broker.host, "OTCERT_MQTT_PORT": str(broker.port)}
     with BotProcess(tg, tmp_path / "bot", ca=ca, env=env) as bot:
         db = bot.data_dir / "otcert.sqlite3"
+        # The broker's server certificate has 10 days left: 60 and 30 are due, one message.
+        infra = wait_text(tg, ADMIN_ID, "broker's server certificate", timeout=30)
+        assert "10 days left" in infra.text and "otcert server-cert" in infra.text
         approve(tg, alice, "alice")
         approve(tg, mallory, "mallory")
         old_serial, old_phone = unpack(*get_certificate(tg, alice, "ios"), ca, tmp_path / "p0")
@@ -158,6 +162,8 @@ def test_renew_revoke_and_forged_buttons_at_mosquitto(
         assert connect_refused(broker, tablet)
         assert connect_ok(broker, new_phone) and connect_ok(broker, old_phone)
         wait_text(tg, admin.id, "revoked their certificate for device <b>tablet</b>")
+        assert len([m for m in tg.sent_messages(ADMIN_ID)
+                    if "broker's server certificate" in text_of(m)]) == 1
 
 
 def test_renewing_outside_the_window_is_refused_with_the_date(

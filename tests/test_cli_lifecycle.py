@@ -50,7 +50,7 @@ def test_expiring_lists_soonest_first_with_renewals_and_users_show_days_left(
     assert lines[0] == "Expiring within 30 days (3):"
     [old] = [line for line in lines if serials["alice"] in line]
     assert "alice / phone" in old and old.endswith("renewed") and "10 d" in old
-    assert [line for line in lines if serials["bob"] in line][0].endswith(")")
+    assert next(line for line in lines if serials["bob"] in line).endswith(")")
     dates = [line.split()[0] for line in lines[1:]]
     assert dates == sorted(dates)  # soonest first
 

@@ -83,7 +83,11 @@ async def run_checks(settings: Settings) -> list[Finding]:
         findings.append(probe_broker(settings, ca))
     if settings.broker_kick == "dynsec" and ca is not None:
         findings.append(await check_kick(settings, ca))
-    return findings
+    from bot.ops.doctor_expiry import check_admin_expiry, check_server_expiry
+
+    expiry = [check_server_expiry(settings, ca) if ca is not None else None,
+              check_admin_expiry(settings)]
+    return findings + [f for f in expiry if f is not None]
 
 
 # ---- settings and files -----------------------------------------------------------------------
