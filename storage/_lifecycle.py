@@ -3,7 +3,8 @@
 A reminder is due for threshold T when an active, delivered, not yet renewed certificate has
 less than T days left and no *sent* mark for (serial, audience, T). Marks are claimed before a
 message goes out and confirmed after, so a crash in between resends once, never skips. The
-due query walks the ``certificates_status (status, not_after)`` index over the window only.
+owners' due query walks the covering ``certificates_reminders`` index over the window only
+(the confirmed marks are mirrored in ``certificates.reminded_below``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ Audience = Literal["owner", "admins"]
 RENEWED = """EXISTS (SELECT 1 FROM renewals r JOIN certificates n ON n.serial = r.new_serial
                      WHERE r.old_serial = c.serial AND n.status IN ('active', 'expired'))"""
 
+# Owners: filtered inside the covering index certificates_reminders (reminded_below is the
+# smallest threshold already confirmed); only the few rows left are checked for a renewal.
 DUE_SQL = f"""SELECT c.* FROM certificates c
+    WHERE c.status = 'active' AND c.not_after > ? AND c.not_after < ?
+      AND c.delivered_at IS NOT NULL
+      AND (c.reminded_below IS NULL OR c.reminded_below > ?)
+      AND NOT {RENEWED}
+    ORDER BY c.not_after, c.serial LIMIT ?"""  # noqa: S608 - constants only
+
+# Admins (one threshold, the smallest: a narrow window): the marks themselves.
+DUE_MARKS_SQL = f"""SELECT c.* FROM certificates c
     WHERE c.status = 'active' AND c.not_after > ? AND c.not_after < ?
       AND c.delivered_at IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM reminders m
@@ -63,11 +74,15 @@ class LifecycleRepository(RepositoryBase):
         found: dict[str, tuple[Certificate, list[int]]] = {}
         async with self._db.reading() as conn:
             for days in sorted(set(thresholds), reverse=True):
-                params = (to_db(now), to_db(now + timedelta(days=days)), audience, days, limit)
-                async with conn.execute(DUE_SQL, params) as cur:
+                window = (to_db(now), to_db(now + timedelta(days=days)))
+                sql, params = ((DUE_SQL, (*window, days, limit)) if audience == "owner"
+                               else (DUE_MARKS_SQL, (*window, audience, days, limit)))
+                async with conn.execute(sql, params) as cur:
                     for row in await cur.fetchall():
-                        cert = certificate_from_row(row)
-                        found.setdefault(cert.serial, (cert, []))[1].append(days)
+                        held = found.get(row["serial"])  # decode each certificate once
+                        if held is None:
+                            held = found[row["serial"]] = (certificate_from_row(row), [])
+                        held[1].append(days)
         due = [DueReminder(cert, tuple(days)) for cert, days in found.values()]
         return sorted(due, key=lambda d: (d.certificate.not_after, d.certificate.serial))[:limit]
 
@@ -86,6 +101,7 @@ class LifecycleRepository(RepositoryBase):
     ) -> None:
         """After sending (or after giving up for good, e.g. the person blocked the bot)."""
         at = to_db(self._now())
+        days = list(days)
         async with self._db.transaction() as conn:
             await conn.executemany(
                 """INSERT INTO reminders (subject, audience, days, claimed_at, sent_at, outcome)
@@ -94,6 +110,12 @@ class LifecycleRepository(RepositoryBase):
                    DO UPDATE SET sent_at = excluded.sent_at, outcome = excluded.outcome""",
                 [(subject, audience, d, at, at, outcome) for d in days],
             )
+            if audience == "owner" and days:
+                await conn.execute(
+                    """UPDATE certificates SET reminded_below = min(coalesce(reminded_below, ?), ?)
+                       WHERE serial = ?""",
+                    (min(days), min(days), subject),
+                )
 
     async def reminded_days(self, subject: str, audience: Audience) -> set[int]:
         """Thresholds whose reminder for ``subject`` went out (infrastructure certificates)."""

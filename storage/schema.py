@@ -142,6 +142,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outcome    TEXT,
             PRIMARY KEY (subject, audience, days)
         ) WITHOUT ROWID""",
+        # The smallest threshold already reminded to the owner, copied from the marks when a
+        # reminder is confirmed: the due query then filters inside this covering index
+        # instead of probing the marks for every certificate in the 30-day window.
+        "ALTER TABLE certificates ADD COLUMN reminded_below INTEGER",
+        """CREATE INDEX certificates_reminders ON certificates (status, not_after, reminded_below)
+           WHERE delivered_at IS NOT NULL""",
     ),
 )
 
