@@ -165,6 +165,17 @@ def test_renew_revoke_and_forged_buttons_at_mosquitto(
         assert len([m for m in tg.sent_messages(ADMIN_ID)
                     if "broker's server certificate" in text_of(m)]) == 1
 
+        # Admins see what expires (alice's renewed phone marked), non-admins are refused.
+        tg.send_text(admin, "/expiring")
+        listing = wait_text(tg, ADMIN_ID, "Expiring within 2 days")
+        assert "<code>alice</code> / phone – renewed" in listing.text
+        assert "<code>mallory</code> / phone" in listing.text
+        assert "broker's server certificate" not in listing.text  # 10 days: outside 2 days
+        tg.send_text(admin, "/expiring 30")
+        wait_text(tg, ADMIN_ID, "broker's server certificate (127.0.0.1")
+        tg.send_text(mallory, "/expiring")
+        wait_text(tg, mallory.id, "only admins")
+
 
 def test_renewing_outside_the_window_is_refused_with_the_date(
     tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority

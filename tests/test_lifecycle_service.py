@@ -150,3 +150,14 @@ async def test_the_due_query_filters_inside_the_covering_index(world: World) -> 
     assert "SEARCH c USING INDEX certificates_reminders (status=? AND not_after>? AND " \
            "not_after<?)" in plan, plan
     assert "SCAN c" not in plan, plan
+
+
+async def test_storage_refuses_a_renewal_link_to_someone_elses_certificate(world: World) -> None:
+    from storage import InvalidTransition
+    from tests.storage_fixtures import make_cert
+
+    bob = await issue(world, BOB)
+    forged = make_cert(ALICE, "alice", issued_at=world.clock.now)
+    with pytest.raises(InvalidTransition):
+        await world.service.repo.record_issue(forged, renews=bob)
+    assert [c.serial for c in await world.service.repo.certificates_for(ALICE)] == []
