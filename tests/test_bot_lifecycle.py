@@ -194,4 +194,21 @@ def test_renewing_outside_the_window_is_refused_with_the_date(
         tg.send_text(dave, "/mycerts")
         listing = wait_text(tg, dave.id, "renewable from")
         assert [label for label, _ in listing.buttons] == ["🗑 Revoke phone"]
+        # Bad input gets a clear answer and changes nothing.
+        admin = tg.user(ADMIN_ID, "Admin")
+        for who, command, needle in (
+            (dave, "/renew ../etc", "no working certificate for"),
+            (dave, "/renew a b", "Usage: /renew"),
+            (dave, "/renew " + "x" * 300, "too long"),
+            (admin, "/expiring abc", "Usage: /expiring"),
+            (admin, "/expiring 0", "Usage: /expiring"),
+            (admin, "/expiring 1 2", "Usage: /expiring"),
+        ):
+            before = len(tg.sent_messages(who.id))
+            tg.send_text(who, command)
+            tg.wait_for(lambda m, b=before, w=who: len(tg.sent_messages(w.id)) > b, 15)
+            assert needle in tg.sent_messages(who.id)[-1].text, (command,
+                                                                 tg.sent_messages(who.id)[-1])
+        tg.send_text(dave, "/mycerts", chat_type="group")
+        tg.wait_for(lambda m: "private chat" in m.text, 15)
         assert len(certificates(bot.data_dir / "otcert.sqlite3")) == 1

@@ -5,6 +5,7 @@ Buttons carry a serial; who may act on it comes from who pressed, checked by the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -42,6 +43,7 @@ from bot.texts import lifecycle as texts
 log = logging.getLogger(__name__)
 
 EXPIRING_MAX_LINES = 50
+BROADCAST_PAUSE = 0.04  # ~25 reminders a second, under Telegram's 30 messages/s
 FIX = {"ca": texts.FIX_CA, "server": texts.FIX_SERVER, "admin": texts.FIX_ADMIN}
 
 
@@ -232,8 +234,12 @@ async def lifecycle_job(context: ContextTypes.DEFAULT_TYPE) -> None:
             await _remind_owner(bot, lc, due)
         except Exception:  # one bad row must not stop everyone else's reminder
             log.exception("reminder for certificate %s failed", due.certificate.serial)
-    for due in await lc.due_for_admins():
-        await _tell_admins_unrenewed(bot, lc, due)
+        await asyncio.sleep(BROADCAST_PAUSE)
+    try:
+        for due in await lc.due_for_admins():
+            await _tell_admins_unrenewed(bot, lc, due)
+    except Exception:  # the infrastructure watch below must still run
+        log.exception("telling admins about unrenewed certificates failed")
     for item, days in await lc.infra_due():
         subject = item.subject
         await lc.repo.claim_reminder(subject, "admins", days)
