@@ -22,7 +22,8 @@ from pki.authority import CertificateAuthority
 
 EXPIRY_WARN = timedelta(days=30)
 SERVER_FIX = "issue a new one with `otcert server-cert --host … --out …` and reload Mosquitto"
-ADMIN_FIX = "restart the bot (it renews its broker-admin certificate at start-up)"
+ADMIN_FIX = ("restart the bot (at start-up it renews its broker-admin certificate once fewer "
+             "than 30 days are left) or run `otcert broker-admin-cert --out …`")
 
 
 def expiry_finding(topic: str, what: str, not_after: datetime, now: datetime,

@@ -45,8 +45,8 @@ FIX_SERVER = N_(
     "Issue a new one with <code>otcert server-cert …</code> and reload Mosquitto."
 )
 FIX_ADMIN = N_(
-    "Restart the bot (it renews this certificate at start-up), or run "
-    "<code>otcert server-cert …</code> for the broker side."
+    "Restart the bot (at start-up it renews this certificate once fewer than 30 days are "
+    "left), or write a new one with <code>otcert broker-admin-cert --out …</code>."
 )
 
 # --- buttons (plain text) ----------------------------------------------------------------------
