@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     broker_ca_file: Path | None = None
     cert_days: int = Field(default=365, ge=1, le=3650)
     secret_ttl_seconds: int = Field(default=900, ge=10, le=86400)
+    renew_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7, 1)
+    infra_reminder_days: Annotated[tuple[int, ...], NoDecode] = (60, 30, 7, 1)
+    lifecycle_check_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
 
     # Additions beyond INTERFACE.md.
     key_type: ClientKeyType = "rsa2048"
@@ -77,6 +80,22 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "OTCERT_ADMIN_IDS must be comma-separated numeric Telegram user ids"
                 ) from None
+        return value
+
+    @field_validator("renew_reminder_days", "infra_reminder_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        """``30,7,1``: whole days, 1 to 3650, each once, largest first."""
+        if isinstance(value, str):
+            try:
+                value = [int(p) for p in value.replace(";", ",").split(",") if p.strip()]
+            except ValueError:
+                raise ValueError("must be comma-separated whole numbers of days") from None
+        if isinstance(value, list | tuple | set | frozenset):
+            days = sorted({int(v) for v in value}, reverse=True)
+            if not days or any(not 1 <= d <= 3650 for d in days):
+                raise ValueError("needs at least one number of days, each from 1 to 3650")
+            return tuple(days)
         return value
 
     @field_validator("broker_reload_command", "mqtt_host", "broker_admin_host", mode="before")

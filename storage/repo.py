@@ -6,6 +6,7 @@ from __future__ import annotations
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
 from storage._languages import LanguageRepository
+from storage._lifecycle import LifecycleRepository
 from storage._people import PeopleRepository
 from storage._service_certificates import ServiceCertificateRepository
 
@@ -17,6 +18,7 @@ class Repository(
     CertificateRepository,
     HousekeepingRepository,
     LanguageRepository,
+    LifecycleRepository,
     ServiceCertificateRepository,
 ):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

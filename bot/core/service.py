@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from bot.broker import BrokerOutcome, run_reload_command
-from bot.core import integrity, rules
+from bot.core import integrity, lifecycle_rules, rules
 from bot.core.clock import utcnow
 from bot.core.crl import CrlPublisher
 from bot.core.errors import NotAllowed, UserError
@@ -113,10 +113,16 @@ class Service:
         return await self.repo.set_platform(telegram_id, platform)
 
     # --- certificates -------------------------------------------------------------------
-    async def issue(self, telegram_id: int, device: str | None = None) -> IssuedBundle:
-        """Sign, pack and record a certificate; the caller delivers it."""
-        device_name = validate_device(device if device else rules.DEFAULT_DEVICE)
+    async def issue(
+        self, telegram_id: int, device: str | None = None, *, renews: str | None = None
+    ) -> IssuedBundle:
+        """Sign, pack and record a certificate; the caller delivers it. ``renews``: the serial
+        of the owner's certificate this one renews (same device, inside the renewal window);
+        it keeps working until its expiry. Renewals pass the same rules as /getcert."""
+        device_name = "" if renews else validate_device(device if device else rules.DEFAULT_DEVICE)
         with self._one_issue_at_a_time(telegram_id):
+            if renews:
+                device_name = (await self._renewable(telegram_id, renews)).device
             grant = await self._grant(telegram_id, device_name)
             key = await self.keys.take()
             now = self._clock()
@@ -141,7 +147,7 @@ class Service:
                 issued_at=now,
                 status=CertStatus.ACTIVE,
             )
-            replaced = await self.repo.record_issue(record, actor=telegram_id)
+            replaced = await self.repo.record_issue(record, actor=telegram_id, renews=renews)
         if replaced:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_SUPERSEDE)
         ext = "otrp" if grant.platform == Platform.IOS else "p12"
@@ -199,6 +205,15 @@ class Service:
     async def _tell_crl(self, report: CrlReport, when: str) -> None:
         if self.crl_alert is not None:
             await self.crl_alert(report, when)
+
+    async def _renewable(self, telegram_id: int, serial: str) -> Certificate:
+        """The certificate ``telegram_id`` may renew now (raises the reason if none)."""
+        cert = await self.repo.get_certificate(serial)
+        renewed = cert is not None and bool(await self.repo.renewed_serials([cert.serial]))
+        return lifecycle_rules.check_renewable(
+            cert, telegram_id, renewed=renewed, window_days=self.policy.renew_window_days,
+            now=self._clock(),
+        )
 
     async def revoke_undelivered(self, serial: str) -> CrlReport:
         """A bundle that did not reach the person must not stay valid: retried, and what is

@@ -24,8 +24,16 @@ from bot.config import Settings
 from bot.core.results import CrlReport
 from bot.core.service import Service
 from bot.telegram.api_request import api_request
-from bot.telegram.callbacks import LanguageChoice, PinConfirm, PlatformChoice, RequestAnswer
-from bot.telegram.handlers import admin, approvals, language, people, trust
+from bot.telegram.callbacks import (
+    LanguageChoice,
+    PinConfirm,
+    PlatformChoice,
+    RenewCertificate,
+    RequestAnswer,
+    RevokeAsk,
+    RevokeConfirm,
+)
+from bot.telegram.handlers import admin, approvals, language, lifecycle, people, trust
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -37,7 +45,8 @@ from bot.telegram.handlers.delivery import delete_due_messages, with_retry
 from bot.telegram.polling import TolerantUpdatesRequest
 from bot.telegram.render import esc
 from bot.texts import chat, languages, set_default_language, speaking, t
-from bot.wiring import open_service
+from bot.texts import lifecycle as lifecycle_texts
+from bot.wiring import build_lifecycle, open_service
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,7 @@ PUBLIC_COMMANDS = [
     ("start", chat.COMMAND_START),
     ("request", chat.COMMAND_REQUEST),
     ("getcert", chat.COMMAND_GETCERT),
+    ("mycerts", lifecycle_texts.COMMAND_MYCERTS),
     ("help", chat.COMMAND_HELP),
     ("language", languages.COMMAND_LANGUAGE),
 ]
@@ -92,6 +102,9 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         every = settings.crl_refresh_seconds
         jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
         jobs.run_repeating(trust.sweep_undelivered_job, interval=60, first=60, name="sweep")
+        app.bot_data["lifecycle"] = build_lifecycle(settings, service)
+        jobs.run_repeating(lifecycle.lifecycle_job, interval=settings.lifecycle_check_seconds,
+                           first=1, name="lifecycle")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
@@ -129,6 +142,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("pending", admin.pending),
         ("users", admin.users),
         ("language", language.language_command),
+        ("mycerts", lifecycle.mycerts),
+        ("renew", lifecycle.renew),
+        ("expiring", lifecycle.expiring),
     ]:
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(
@@ -143,6 +159,10 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(
         CallbackQueryHandler(trust.confirm_button, pattern=f"^{PinConfirm.PREFIX}:")
     )
+    app.add_handler(CallbackQueryHandler(
+        lifecycle.renew_pressed, pattern=f"^{RenewCertificate.PREFIX}:"))
+    app.add_handler(CallbackQueryHandler(
+        lifecycle.revoke_pressed, pattern=f"^({RevokeAsk.PREFIX}|{RevokeConfirm.PREFIX}):"))
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))
     app.add_handler(

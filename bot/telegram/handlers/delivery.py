@@ -94,7 +94,8 @@ def platform_keyboard(device: str) -> InlineKeyboardMarkup:
 
 
 async def issue_and_deliver(
-    context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None
+    context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None,
+    *, renews: str | None = None,
 ) -> None:
     """One at a time per person, from signing to the passphrase: a double-tapped /getcert or
     phone button must not issue a second certificate while the first is still on its way.
@@ -108,7 +109,9 @@ async def issue_and_deliver(
     rt.delivering.add(telegram_id)
     try:
         with rt.service.keys.paused():
-            bundle = await _issue_and_send_secrets(bot, rt, telegram_id, chat_id, device)
+            bundle = await _issue_and_send_secrets(
+                bot, rt, telegram_id, chat_id, device, renews=renews
+            )
     finally:
         rt.delivering.discard(telegram_id)
     if bundle is not None:
@@ -117,13 +120,14 @@ async def issue_and_deliver(
 
 
 async def _issue_and_send_secrets(
-    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
+    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None,
+    *, renews: str | None = None,
 ) -> IssuedBundle | None:
     """The issued bundle once its file and passphrase arrived; None if nothing (more) to do.
     Only issuing and the secrets hold a lane; a refusal or the phone question is sent after."""
     async with rt.lanes.secrets():
         try:
-            bundle = await rt.service.issue(telegram_id, device)
+            bundle = await rt.service.issue(telegram_id, device, renews=renews)
         except (PlatformNeeded, *PEOPLE_ERRORS) as exc:
             answer: Exception = exc
         else:
