@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from bot.broker import BrokerOutcome, run_reload_command
-from bot.core import rules
+from bot.core import doors, rules
 from bot.core.clock import utcnow
 from bot.core.crl import CrlPublisher
 from bot.core.errors import NotAllowed, UserError
@@ -24,6 +24,7 @@ from bot.core.keypool import KeyPool
 from bot.core.results import CrlReport, IssuedBundle, Listing, PinBundle, RequestOutcome, Revocation
 from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
+from bot.texts import doors as doors_texts
 from bot.texts import errors as texts
 from pki.authority import CertificateAuthority
 from pki.bundle import load_certificate, make_passphrase, pin_der
@@ -92,6 +93,19 @@ class Service:
         name = rules.approvable_username(username, self.policy.reserved_usernames)
         return await self.repo.approve(telegram_id, name, by=actor_id or OPERATOR_ID)
 
+    async def add_without_telegram(self, actor_id: int | None, username: str) -> Person:
+        """A person who never opens Telegram (a Recorder, a relative's phone), approved at
+        once under ``username``; refused if the name is reserved or taken."""
+        self._require_admin(actor_id)
+        name = rules.approvable_username(username, self.policy.reserved_usernames)
+        if await self.repo.get_person_by_username(name) is not None:
+            raise UserError(doors_texts.USERNAME_TAKEN, name=name)
+        people = await self.repo.list_people()
+        new_id = doors.next_offline_id(p.telegram_id for p in people)
+        return await self.repo.approve(
+            new_id, name, by=actor_id or OPERATOR_ID, display_name=f"{name} (no Telegram)"
+        )
+
     async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
         self._require_admin(actor_id)
         return await self.repo.deny(
@@ -102,11 +116,16 @@ class Service:
         return await self.repo.set_platform(telegram_id, platform)
 
     # --- certificates -------------------------------------------------------------------
-    async def issue(self, telegram_id: int, device: str | None = None) -> IssuedBundle:
-        """Sign, pack and record a certificate; the caller delivers it."""
+    async def issue(
+        self, telegram_id: int, device: str | None = None, *,
+        actor: int | None = None, platform: Platform | None = None,
+    ) -> IssuedBundle:
+        """Sign, pack and record a certificate; the caller delivers it. ``actor`` is who
+        asked (the person by default; ``OPERATOR_ID`` for ``otcert issue``), ``platform``
+        overrides the person's remembered phone for this one certificate."""
         device_name = validate_device(device if device else rules.DEFAULT_DEVICE)
         with self._one_issue_at_a_time(telegram_id):
-            grant = await self._grant(telegram_id, device_name)
+            grant = await self._grant(telegram_id, device_name, platform)
             key = await self.keys.take()
             now = self._clock()
             passphrase = make_passphrase()
@@ -130,7 +149,9 @@ class Service:
                 issued_at=now,
                 status=CertStatus.ACTIVE,
             )
-            replaced = await self.repo.record_issue(record, actor=telegram_id)
+            replaced = await self.repo.record_issue(
+                record, actor=telegram_id if actor is None else actor
+            )
         if replaced:
             await self.refresh_crl()
         ext = "otrp" if grant.platform == Platform.IOS else "p12"
@@ -158,10 +179,15 @@ class Service:
         finally:
             self._issuing.discard(telegram_id)
 
-    async def _grant(self, telegram_id: int, device: str) -> rules.IssueGrant:
+    async def _grant(
+        self, telegram_id: int, device: str, platform: Platform | None = None
+    ) -> rules.IssueGrant:
         """Load the facts the issue rules need and ask them; raises when the answer is no."""
+        person = await self.repo.get_person(telegram_id)
+        if person is not None and platform is not None:
+            person = person.model_copy(update={"platform": platform})
         return rules.may_issue(
-            await self.repo.get_person(telegram_id),
+            person,
             device,
             active=await self.repo.certificates_for(telegram_id, active_only=True),
             last_issued_at=await self.repo.last_issued_at(telegram_id),
@@ -228,7 +254,10 @@ class Service:
     async def pin_recipients(self, actor_id: int | None, pin: PinBundle) -> list[Person]:
         """Everyone who must receive ``pin`` now; the re-pin itself is audited here."""
         self._require_admin(actor_id)
-        people = await self.repo.list_people(PersonStatus.APPROVED)
+        people = [
+            p for p in await self.repo.list_people(PersonStatus.APPROVED)
+            if doors.has_telegram(p.telegram_id)
+        ]
         await self.repo.add_audit(
             actor_id=actor_id or OPERATOR_ID, action="repin", subject_id=None,
             details={"fingerprint": pin.fingerprint, "recipients": len(people)},

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from bot.config import ConfigError, load_settings
 from bot.core.errors import UserError
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, Command
+from bot.ops.cli_issue import add_issue_parser, cmd_issue
 from bot.ops.cli_ops import (
     cmd_audit,
     cmd_backup,
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("file", metavar="FILE")
     restore.add_argument("--force", action="store_true", help="replace an existing database/CA")
     add("doctor", cmd_doctor, "check settings, files, CA, CRL and the broker")
+    add_issue_parser(add("issue", cmd_issue, "a certificate for a device or person without "
+                                             "Telegram (the bot's rules, the operator as actor)"))
     return parser
 
 

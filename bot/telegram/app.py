@@ -34,6 +34,7 @@ from bot.telegram.handlers.common import (
     throttle_updates,
 )
 from bot.telegram.handlers.delivery import delete_due_messages, with_retry
+from bot.telegram.limiter import SendLimiter
 from bot.telegram.polling import TolerantUpdatesRequest
 from bot.telegram.render import esc
 from bot.texts import chat, t
@@ -96,6 +97,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .concurrent_updates(True)
         .get_updates_request(TolerantUpdatesRequest())
         .request(api_request(settings.telegram_timeout_seconds))
+        .rate_limiter(SendLimiter())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()

@@ -25,6 +25,7 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import send_pin, with_retry
+from bot.telegram.limiter import Priority, send_priority
 from bot.texts import chat, t
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ async def repin(update: Update, context: Context) -> None:
         await answer_user_error(update, exc)
         return
     await reply(update, t(chat.REPIN_START, fingerprint=pin.fingerprint, count=len(people)))
-    context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
+    with send_priority(Priority.EXTRAS):  # the task copies this context
+        context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
 
 
 async def _tell_other_admins(context: Context, actor_id: int, text: str) -> None:

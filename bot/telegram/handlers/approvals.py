@@ -11,6 +11,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.core import doors
 from bot.core.models import Person, PersonStatus
 from bot.telegram import render
 from bot.telegram.callbacks import RequestAnswer, parse
@@ -35,7 +36,10 @@ ALERT_MAX = 190  # Telegram cuts button alerts at 200 characters
 
 
 async def tell_person(context: Context, person: Person, text: str) -> None:
-    """A decision about someone reaches them; a blocked bot is logged, not an error."""
+    """A decision about someone reaches them; a blocked bot is logged, not an error.
+    People added by ``otcert issue --new`` have no Telegram: nothing is sent to them."""
+    if not doors.has_telegram(person.telegram_id):
+        return
     try:
         await with_retry(
             lambda: context.bot.send_message(person.telegram_id, text, parse_mode=ParseMode.HTML),

@@ -1,0 +1,146 @@
+"""Keeping under Telegram's flood limit instead of hitting it and waiting.
+
+Telegram answers 429 when a bot sends more than about 30 messages a second. Retrying after
+the 429 works but costs a second or more per hit, and a burst of /getcert hits it dozens of
+times. Every message-sending request passes this limiter instead: at most ``per_second``
+sends start in any one-second window, and when more wait, they go in priority order:
+
+- ``SECRET``: a certificate file and its passphrase (what a person is waiting for, and the
+  pair must not be pulled apart by other people's traffic);
+- ``REPLY`` (the default): direct answers to what someone just typed (/start, refusals);
+- ``EXTRAS``: the CA, the pin, the steps and the config file, and fan-out such as /repin.
+
+The priority travels in a context variable set by the caller (:func:`send_priority`), so
+the handlers keep calling the plain ``Bot`` methods. A 429 that still arrives (another
+process sharing the token) pauses every send for its ``retry_after``; the caller retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator
+from contextvars import ContextVar
+from datetime import timedelta
+from enum import IntEnum
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+SENDS_PER_SECOND = 30
+WINDOW = 1.05  # seconds; a little over one, so network jitter cannot fit N+1 into a second
+SHAPED_PREFIXES = ("send", "edit", "copy", "forward")
+
+
+class Priority(IntEnum):
+    SECRET = 0
+    REPLY = 1
+    EXTRAS = 2
+
+
+_priority: ContextVar[Priority] = ContextVar("send_priority", default=Priority.REPLY)
+
+
+@contextlib.contextmanager
+def send_priority(priority: Priority) -> Iterator[None]:
+    """Sends made inside this block (in this task) queue with ``priority``."""
+    token = _priority.set(priority)
+    try:
+        yield
+    finally:
+        _priority.reset(token)
+
+
+def shaped(endpoint: str) -> bool:
+    """Requests that post a message count against the limit; the rest pass untouched."""
+    return endpoint.startswith(SHAPED_PREFIXES)
+
+
+class SendLimiter(BaseRateLimiter[None]):
+    """A sliding-window limiter with a priority queue (see the module docstring)."""
+
+    def __init__(
+        self, per_second: int = SENDS_PER_SECOND, window: float = WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._per_window = per_second
+        self._window = window
+        self._clock = clock
+        self._started: deque[float] = deque()  # start times of the sends in the window
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._paused_until = 0.0
+        self._wake: asyncio.Event | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def initialize(self) -> None:
+        self._wake = asyncio.Event()
+        self._pump = asyncio.create_task(self._run(), name="send-limiter")
+
+    async def shutdown(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        for _, _, future in self._waiting:
+            future.cancel()
+        self._waiting.clear()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        if shaped(endpoint) and self._wake is not None:
+            await self._turn(_priority.get())
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+            raise
+
+    @property
+    def waiting(self) -> int:
+        return sum(not f.done() for _, _, f in self._waiting)
+
+    async def _turn(self, priority: Priority) -> None:
+        assert self._wake is not None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (int(priority), next(self._order), future))
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        """Hand out turns: the most urgent waiter first, whenever the window has room."""
+        assert self._wake is not None
+        while True:
+            while self._waiting and self._waiting[0][2].done():
+                heapq.heappop(self._waiting)  # its sender gave up (cancelled)
+            if not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = self._clock()
+            while self._started and self._started[0] <= now - self._window:
+                self._started.popleft()
+            delay = self._paused_until - now
+            if len(self._started) >= self._per_window:
+                delay = max(delay, self._started[0] + self._window - now)
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            _, _, future = heapq.heappop(self._waiting)
+            self._started.append(now)
+            future.set_result(None)
