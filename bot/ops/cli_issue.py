@@ -25,7 +25,7 @@ from bot.core import otrc, rules
 from bot.core.results import IssuedBundle, PinBundle
 from bot.ops.cli_common import EXIT_OK
 from pki.files import write_private_file, write_public_file
-from pki.names import validate_device, validate_username
+from pki.names import InvalidName, validate_device, validate_username
 from storage import OPERATOR_ID, Platform
 
 CA_FILENAME = "ca.crt"
@@ -57,6 +57,13 @@ def planned_files(username: str, device: str, platform: Platform, fmt: str) -> l
 
 
 def cmd_issue(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        return _issue(settings, args)
+    except InvalidName as exc:  # a bad username or device name is the operator's to fix
+        raise ConfigError(str(exc)) from None
+
+
+def _issue(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring import open_service
 
     out = Path(args.out)
