@@ -33,7 +33,7 @@ from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
 SENDS_PER_SECOND = 30
-WINDOW = 1.05  # seconds; a little over one, so network jitter cannot fit N+1 into a second
+WINDOW = 1.02  # seconds: one, and a little for the two clocks' granularity
 SHAPED_PREFIXES = ("send", "edit", "copy", "forward")
 
 
@@ -62,7 +62,13 @@ def shaped(endpoint: str) -> bool:
 
 
 class SendLimiter(BaseRateLimiter[None]):
-    """A sliding-window limiter with a priority queue (see the module docstring)."""
+    """A sliding-window limiter with a priority queue (see the module docstring).
+
+    A send holds its place in the window from the moment it starts until one window after
+    its answer came back. Telegram counts a message somewhere between those two moments, so
+    no one-second stretch of Telegram's clock can see more than ``per_second`` of ours,
+    however late an upload arrives (counting from the start alone let one slow upload and a
+    punctual follower meet in the same second)."""
 
     def __init__(
         self, per_second: int = SENDS_PER_SECOND, window: float = WINDOW,
@@ -71,7 +77,8 @@ class SendLimiter(BaseRateLimiter[None]):
         self._per_window = per_second
         self._window = window
         self._clock = clock
-        self._started: deque[float] = deque()  # start times of the sends in the window
+        self._in_flight = 0
+        self._finished: deque[float] = deque()  # when the sends in the window got answered
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._paused_until = 0.0
@@ -101,8 +108,9 @@ class SendLimiter(BaseRateLimiter[None]):
         data: dict[str, Any],
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        if shaped(endpoint) and self._wake is not None:
-            await self._turn(_priority.get())
+        if not shaped(endpoint) or self._wake is None:
+            return await callback(*args, **kwargs)
+        await self._turn(_priority.get())
         try:
             return await callback(*args, **kwargs)
         except RetryAfter as exc:
@@ -110,6 +118,10 @@ class SendLimiter(BaseRateLimiter[None]):
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             self._paused_until = max(self._paused_until, self._clock() + seconds)
             raise
+        finally:
+            self._in_flight -= 1
+            self._finished.append(self._clock())
+            self._wake.set()
 
     @property
     def waiting(self) -> int:
@@ -120,27 +132,38 @@ class SendLimiter(BaseRateLimiter[None]):
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (int(priority), next(self._order), future))
         self._wake.set()
-        await future
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._in_flight -= 1  # granted, then given up before sending
+                self._finished.append(self._clock())
+            raise
 
     async def _run(self) -> None:
         """Hand out turns: the most urgent waiter first, whenever the window has room."""
         assert self._wake is not None
         while True:
+            self._wake.clear()
             while self._waiting and self._waiting[0][2].done():
                 heapq.heappop(self._waiting)  # its sender gave up (cancelled)
+            now = self._clock()
+            while self._finished and self._finished[0] <= now - self._window:
+                self._finished.popleft()
             if not self._waiting:
-                self._wake.clear()
                 await self._wake.wait()
                 continue
-            now = self._clock()
-            while self._started and self._started[0] <= now - self._window:
-                self._started.popleft()
-            delay = self._paused_until - now
-            if len(self._started) >= self._per_window:
-                delay = max(delay, self._started[0] + self._window - now)
-            if delay > 0:
-                await asyncio.sleep(delay)
+            delay: float | None = None
+            if self._paused_until > now:
+                delay = self._paused_until - now
+            elif self._in_flight + len(self._finished) >= self._per_window:
+                # room comes back when an answer arrives (wake) or an old one leaves the window
+                delay = self._finished[0] + self._window - now if self._finished else None
+            else:
+                _, _, future = heapq.heappop(self._waiting)
+                self._in_flight += 1
+                future.set_result(None)
                 continue
-            _, _, future = heapq.heappop(self._waiting)
-            self._started.append(now)
-            future.set_result(None)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
