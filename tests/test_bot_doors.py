@@ -11,8 +11,8 @@ import pytest
 
 from bot.ops.cli import main
 from pki import CertificateAuthority
-from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_text
 from tests._fake_telegram_wire import chat_id_of
+from tests.botproc import ADMIN_ID, BotProcess, approve, get_certificate, wait_text
 from tests.fake_telegram import FakeTelegram, FakeUser
 from tests.test_cli import base_env
 
