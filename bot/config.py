@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     crl_refresh_seconds: int = Field(default=6 * 3600, ge=5, le=7 * 86400)
     # Connect/read/write timeout of each Bot API call (uploads get four times as long).
     telegram_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
+    # Most messages the bot starts sending in one second (Telegram's flood limit is ~30);
+    # 0 turns the limiter off (a local Bot API server, or a bot with paid higher limits).
+    telegram_sends_per_second: int = Field(default=30, ge=0, le=1000)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -89,15 +89,17 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
 
+    builder = ApplicationBuilder()
+    if settings.telegram_sends_per_second:
+        builder = builder.rate_limiter(SendLimiter(settings.telegram_sends_per_second))
     app = (
-        ApplicationBuilder()
+        builder
         .token(token)
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
         .concurrent_updates(True)
         .get_updates_request(TolerantUpdatesRequest())
         .request(api_request(settings.telegram_timeout_seconds))
-        .rate_limiter(SendLimiter())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
