@@ -291,6 +291,11 @@ class FakeTelegram:
         with self._cond:
             self._state.faults.append(Fault(method.lower(), kind, times, retry_after, chat_id))
 
+    def limit_sends(self, per_second: int | None) -> None:
+        """Change the flood limit (None: none) while the server runs."""
+        with self._cond:
+            self._state.send_limit = per_second
+
     def rate_limited(self) -> list[Call]:
         """Every call answered 429 by the send limit (not by an injected fault)."""
         return [c for c in self.calls if c.fault == "rate_limit"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,11 @@ from bot.ops.cli import main
 from pki import CertificateAuthority
 from tests.mosquitto import Broker, ClientFiles, connect_ok, connect_refused
 from tests.test_cli import base_env, otcert
+from tests.test_deploy_config import DeployBroker
 from tests.waiting import wait_until
 
 DB_NAME = "otcert.sqlite3"
+README = Path(__file__).resolve().parents[1] / "README.md"
 PASSPHRASE = re.compile(r"^[a-z2-9]{4}(?:-[a-z2-9]{4}){3,}$")
 
 
@@ -167,3 +171,37 @@ def test_mosquitto_accepts_the_issued_pem_until_otcert_revoke(
         assert revoked.returncode == 0, revoked.stderr
         assert "reload: ok" in revoked.stdout
         assert wait_until(lambda: connect_refused(broker, files), 20), broker.log_text[-2000:]
+
+
+@pytest.mark.slow
+def test_the_readme_demo_line_connects_to_the_shipped_mosquitto_conf(
+    tmp_path: Path, other_ca: CertificateAuthority
+) -> None:
+    """README's "try it in one minute": the mosquitto_pub line as written (host and port
+    pointed at this broker) gets in with `otcert issue --new --format pem`, then not after
+    `otcert revoke` and a reload."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    other_ca.save(data / "ca.crt", data / "ca.key")
+    env = base_env(data)
+    assert otcert("crl", "write", env=env, cwd=tmp_path).returncode == 0
+    line = next(text for text in README.read_text().splitlines()
+                if text.startswith("mosquitto_pub "))
+    broker = DeployBroker(other_ca, tmp_path / "broker")
+    broker.crl_path = data / "crl.pem"
+    with broker:
+        issued = otcert("issue", "demo", "--new", "--format", "pem", "--out", "./demo",
+                        env=env, cwd=tmp_path)
+        assert issued.returncode == 0, issued.stderr
+        args = ["127.0.0.1" if a == "localhost" else str(broker.port) if a == "8883" else a
+                for a in shlex.split(line)]
+
+        def pub() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=15, check=False)
+
+        first = pub()
+        assert first.returncode == 0, first.stderr + broker.log_text[-2000:]
+        assert otcert("revoke", "demo", env=env, cwd=tmp_path).returncode == 0
+        broker.reload()
+        assert pub().returncode != 0
