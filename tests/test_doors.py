@@ -117,7 +117,7 @@ async def test_a_full_window_waits_until_the_clock_moves_past_it() -> None:
         await limiter.shutdown()
 
 
-async def test_waiting_sends_go_secrets_first_then_replies_then_extras() -> None:
+async def test_waiting_sends_go_replies_first_then_secrets_then_extras() -> None:
     clock = Clock()
     limiter = SendLimiter(per_second=1, window=0.01, clock=clock)
     await limiter.initialize()
@@ -136,7 +136,7 @@ async def test_waiting_sends_go_secrets_first_then_replies_then_extras() -> None
             tasks.append(asyncio.create_task(queued(name, priority)))
             count = len(tasks)
             assert await async_wait_until(lambda n=count: limiter.waiting == n, 5)
-        for expected in ["file", "passphrase", "start", "steps", "pin"]:
+        for expected in ["start", "file", "passphrase", "steps", "pin"]:
             clock.now += 0.011
             assert await async_wait_until(lambda e=expected: log[-1] == e, 5), log
         await asyncio.gather(*tasks)
