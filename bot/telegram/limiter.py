@@ -88,8 +88,9 @@ class SendLimiter(BaseRateLimiter[None]):
         self._pump: asyncio.Task[None] | None = None
 
     async def initialize(self) -> None:
+        """Nothing yet: the pump starts with the first send, so a start-up that fails (a
+        rejected token) leaves no task behind for the closing loop to complain about."""
         self._wake = asyncio.Event()
-        self._pump = asyncio.create_task(self._run(), name="send-limiter")
 
     async def shutdown(self) -> None:
         if self._pump is not None:
@@ -112,6 +113,8 @@ class SendLimiter(BaseRateLimiter[None]):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         if not shaped(endpoint) or self._wake is None:
             return await callback(*args, **kwargs)
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._run(), name="send-limiter")
         await self._turn(_priority.get())
         try:
             return await callback(*args, **kwargs)
