@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Issue 14 (INTERFACE.md): a daily cap per person; what phones are sent to trust.
     max_issues_per_day: int = Field(default=5, ge=1, le=1000)
     phone_ca: str = "bot"
+    # Most messages the bot starts sending in one second (Telegram's flood limit is ~30);
+    # 0 turns the limiter off (a local Bot API server, or a bot with paid higher limits).
+    telegram_sends_per_second: int = Field(default=30, ge=0, le=1000)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from bot.config import ConfigError, load_settings
 from bot.core.errors import UserError
 from bot.ops.cli_certs import cmd_certs
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, Command
+from bot.ops.cli_issue import add_issue_parser, cmd_issue
 from bot.ops.cli_lifecycle import cmd_expiring, days_arg
 from bot.ops.cli_ops import (
     cmd_audit,
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "expire soon, soonest first")
     expiring.add_argument("--days", type=days_arg, default=None,
                           help="window in days (default: the largest reminder threshold)")
+    add_issue_parser(add("issue", cmd_issue, "a certificate for a device or person without "
+                                             "Telegram (the bot's rules, the operator as actor)"))
     return parser
 
 

@@ -42,6 +42,7 @@ from bot.telegram.handlers.common import (
     throttle_updates,
 )
 from bot.telegram.handlers.delivery import delete_due_messages, with_retry
+from bot.telegram.limiter import SendLimiter
 from bot.telegram.polling import TolerantUpdatesRequest
 from bot.telegram.render import esc
 from bot.texts import chat, languages, set_default_language, speaking, t
@@ -109,8 +110,11 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
 
+    builder = ApplicationBuilder()
+    if settings.telegram_sends_per_second:
+        builder = builder.rate_limiter(SendLimiter(settings.telegram_sends_per_second))
     app = (
-        ApplicationBuilder()
+        builder
         .token(token)
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
