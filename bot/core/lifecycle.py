@@ -8,7 +8,7 @@ as /getcert. Decisions live in :mod:`bot.core.lifecycle_rules`; this module load
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from bot.core.results import CrlReport
 from bot.core.service import Service
 from pki.identity import fingerprint_sha256
 from storage import Certificate, DueReminder, ExpiringCertificate, Person, Platform
+from storage._lifecycle import Audience
 
 __all__ = ["DueReminder", "ExpiringCertificate", "InfraCertificate", "Lifecycle"]
 
@@ -146,6 +147,18 @@ class Lifecycle:
         return await self.repo.due_reminders(
             self.now(), (min(self.reminder_days),), audience="admins", limit=limit
         )
+
+    async def claim_reminder(
+        self, subject: str, audience: Audience, days: Iterable[int]
+    ) -> None:
+        """Recorded before the message is sent: a crash then costs one duplicate at most."""
+        await self.repo.claim_reminder(subject, audience, days)
+
+    async def confirm_reminder(
+        self, subject: str, audience: Audience, days: Iterable[int], outcome: str = "sent"
+    ) -> None:
+        """After sending (or for good when it cannot be delivered): never reminded again."""
+        await self.repo.confirm_reminder(subject, audience, days, outcome)
 
     async def person(self, telegram_id: int) -> Person | None:
         return await self.repo.get_person(telegram_id)

@@ -14,6 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes
 
+from bot.core import doors
 from bot.core.lifecycle import (
     DueReminder,
     ExpiringView,
@@ -37,7 +38,8 @@ from bot.telegram.handlers.common import (
     reply,
 )
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
-from bot.texts import chat, t
+from bot.telegram.handlers.language import language_of
+from bot.texts import chat, speaking, t
 from bot.texts import lifecycle as texts
 
 log = logging.getLogger(__name__)
@@ -231,7 +233,8 @@ async def lifecycle_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     log.debug("lifecycle check: %d reminder(s) due", len(owners))
     for due in owners:
         try:
-            await _remind_owner(bot, lc, due)
+            language = await language_of(context, due.certificate.telegram_id)
+            await _remind_owner(bot, lc, due, language)
         except Exception:  # one bad row must not stop everyone else's reminder
             log.exception("reminder for certificate %s failed", due.certificate.serial)
         await asyncio.sleep(BROADCAST_PAUSE)
@@ -242,43 +245,47 @@ async def lifecycle_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.exception("telling admins about unrenewed certificates failed")
     for item, days in await lc.infra_due():
         subject = item.subject
-        await lc.repo.claim_reminder(subject, "admins", days)
+        await lc.claim_reminder(subject, "admins", days)
         text = t(texts.INFRA_REMINDER, what=infra_name(item), until=render.day(item.not_after),
                  days=days_left(item.not_after, lc.now()), fix=t(FIX[item.kind]))
         await _tell_admins(bot, lc, text)
-        await lc.repo.confirm_reminder(subject, "admins", days)
+        await lc.confirm_reminder(subject, "admins", days)
 
 
-async def _remind_owner(bot: Bot, lc: Lifecycle, due: DueReminder) -> None:
+async def _remind_owner(bot: Bot, lc: Lifecycle, due: DueReminder, language: str) -> None:
     """Claimed before sending, confirmed after: a crash in between resends once."""
     cert = due.certificate
-    await lc.repo.claim_reminder(cert.serial, "owner", due.days)
-    text = t(texts.REMINDER, device=render.esc(cert.device), until=render.day(cert.not_after),
-             days=days_left(cert.not_after, lc.now()))
-    keyboard = InlineKeyboardMarkup([[renew_button(cert.device, cert.serial)]])
+    if not doors.has_telegram(cert.telegram_id):  # `otcert issue --new`: nobody to message
+        await lc.confirm_reminder(cert.serial, "owner", due.days, "no-telegram")
+        return
+    await lc.claim_reminder(cert.serial, "owner", due.days)
+    with speaking(language):
+        text = t(texts.REMINDER, device=render.esc(cert.device),
+                 until=render.day(cert.not_after), days=days_left(cert.not_after, lc.now()))
+        keyboard = InlineKeyboardMarkup([[renew_button(cert.device, cert.serial)]])
     try:
         await with_retry(lambda: bot.send_message(
             cert.telegram_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard),
             "reminder")
     except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat is gone: for good
         log.info("reminder for %s not delivered: %s", cert.serial, type(exc).__name__)
-        await lc.repo.confirm_reminder(cert.serial, "owner", due.days, "undeliverable")
+        await lc.confirm_reminder(cert.serial, "owner", due.days, "undeliverable")
         return
     except TelegramError as exc:  # transient: the claim stays open, the next run retries
         log.info("reminder for %s will be retried: %s", cert.serial, type(exc).__name__)
         return
-    await lc.repo.confirm_reminder(cert.serial, "owner", due.days)
+    await lc.confirm_reminder(cert.serial, "owner", due.days)
 
 
 async def _tell_admins_unrenewed(bot: Bot, lc: Lifecycle, due: DueReminder) -> None:
     cert = due.certificate
-    await lc.repo.claim_reminder(cert.serial, "admins", due.days)
+    await lc.claim_reminder(cert.serial, "admins", due.days)
     person = await lc.person(cert.telegram_id)
     who = render.who(person) if person else render.esc(cert.mqtt_username)
     await _tell_admins(bot, lc, t(texts.ADMIN_UNRENEWED, who=who, device=render.esc(cert.device),
                                   until=render.day(cert.not_after),
                                   days=days_left(cert.not_after, lc.now())))
-    await lc.repo.confirm_reminder(cert.serial, "admins", due.days)
+    await lc.confirm_reminder(cert.serial, "admins", due.days)
 
 
 async def _tell_admins(bot: Bot, lc: Lifecycle, text: str) -> None:
