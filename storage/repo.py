@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
+from storage._issuers import IssuerRepository
 from storage._people import PeopleRepository
 
 __all__ = ["Repository"]
 
 
-class Repository(PeopleRepository, CertificateRepository, HousekeepingRepository):
+class Repository(
+    PeopleRepository, CertificateRepository, HousekeepingRepository, IssuerRepository
+):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

@@ -121,6 +121,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE people SET decided_by = 0 WHERE decided_by IS NULL AND status = 'revoked'",
         "UPDATE pins SET changed_by = 0 WHERE changed_by IS NULL",
     ),
+    # 6: which CA issued each certificate (its SHA-256 fingerprint), so that during a CA
+    #    rotation each CA's CRL lists only its own certificates. Rows from before stay NULL
+    #    until the bot backfills them with the CA current at that time (SQL cannot know it).
+    (
+        "ALTER TABLE certificates ADD COLUMN issuer TEXT",
+        "CREATE INDEX certificates_issuer ON certificates (issuer, status)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,12 +14,14 @@ from datetime import datetime
 from cryptography import x509
 
 from bot.broker import BrokerOutcome, kick_sessions
+from bot.core.authorities import Authorities
 from bot.core.results import CrlReport
 from bot.core.rules import Policy
 from bot.texts import errors as texts
 from bot.texts import t
 from pki.authority import CertificateAuthority
 from pki.crl import RevokedEntry, build_crl, write_crl
+from pki.trust import write_trust
 from storage import Repository
 
 log = logging.getLogger(__name__)
@@ -48,27 +50,39 @@ class CrlPublisher:
         self._clock = clock
         self._reload = reload
         self._lock = asyncio.Lock()
+        # The CAs whose CRLs go into the file (and, with a bundle path, into the bundle);
+        # ``refresh`` lets a running bot pick up a rotation started from the shell first.
+        self.authorities = Authorities(ca)
+        self.refresh: Callable[[], Awaitable[object]] | None = None
 
     async def publish(self, *, kick_username: str | None = None) -> CrlReport:
         """The order matters: a kicked client reconnects at once, so the broker must
         already have the new CRL."""
         async with self._lock:
+            if self.refresh is not None:
+                await self.refresh()
             now = self._clock()
             await self._repo.mark_expired(now)  # keeps views and device limits honest
-            entries = await self._revoked_entries(now)
-            number = await self._repo.next_crl_number()
+            by_issuer = await self._revoked_by_issuer(now)
+            entries = [e for group in by_issuer.values() for e in group]
             try:
-                crl = await asyncio.to_thread(
-                    build_crl,
-                    self._ca,
-                    entries,
-                    crl_number=number,
-                    validity=self._policy.crl_validity,
-                    now=now,
-                )
-                await asyncio.to_thread(
-                    write_crl, self._policy.crl_path, crl, self._ca.certificate
-                )
+                pairs = []
+                for ca in self.authorities.accepted:
+                    number = await self._repo.next_crl_number()
+                    crl = await asyncio.to_thread(
+                        build_crl,
+                        ca,
+                        by_issuer.get(ca.fingerprint_sha256, []),
+                        crl_number=number,
+                        validity=self._policy.crl_validity,
+                        now=now,
+                    )
+                    pairs.append((crl, ca.certificate))
+                bundle = self._policy.ca_bundle_path
+                if bundle is None:
+                    await asyncio.to_thread(write_crl, self._policy.crl_path, *pairs[0])
+                else:
+                    await asyncio.to_thread(write_trust, bundle, self._policy.crl_path, pairs)
             except Exception as exc:
                 log.exception("CRL write failed")
                 error = t(texts.CRL_NOT_WRITTEN, error=exc)
@@ -79,13 +93,16 @@ class CrlPublisher:
             kick = await kick_sessions(self._policy.broker_admin, kick_username)
         return CrlReport(True, len(entries), reload=reload, kick=kick)
 
-    async def _revoked_entries(self, now: datetime) -> list[RevokedEntry]:
-        revoked = await self._repo.revoked_serials(now)
-        return [
-            RevokedEntry(
-                serial=int(r.serial, 16),
-                revoked_at=r.revoked_at,
-                reason=_CRL_REASONS.get(r.reason or ""),
+    async def _revoked_by_issuer(self, now: datetime) -> dict[str, list[RevokedEntry]]:
+        """Each CA's CRL lists only what it issued; unknown issuer: the current CA."""
+        current = self.authorities.current.fingerprint_sha256
+        grouped: dict[str, list[RevokedEntry]] = {}
+        for r in await self._repo.revoked_serials(now):
+            grouped.setdefault(r.issuer or current, []).append(
+                RevokedEntry(
+                    serial=int(r.serial, 16),
+                    revoked_at=r.revoked_at,
+                    reason=_CRL_REASONS.get(r.reason or ""),
+                )
             )
-            for r in revoked
-        ]
+        return grouped

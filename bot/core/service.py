@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -41,6 +42,9 @@ from storage import (
     ScheduledDeletion,
 )
 
+if TYPE_CHECKING:
+    from bot.core.rotation import Rotation
+
 
 class Service:
     def __init__(
@@ -62,6 +66,7 @@ class Service:
         self._clock = clock
         self._issuing: set[int] = set()
         self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
+        self.rotation: Rotation | None = None  # CA rotation use cases, set by bot.wiring
 
     # --- who is who -------------------------------------------------------------------
     def is_admin(self, telegram_id: int) -> bool:
@@ -129,6 +134,7 @@ class Service:
                 not_after=cert.not_valid_after_utc,
                 issued_at=now,
                 status=CertStatus.ACTIVE,
+                issuer=fingerprint_sha256(self.signer.ca.certificate),
             )
             replaced = await self.repo.record_issue(record, actor=telegram_id)
         if replaced:

@@ -1,0 +1,66 @@
+"""Which CA issued which certificate: what a CA rotation needs to know (who has moved, who
+still depends on the old CA, what each CA's CRL must list)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage._common import RepositoryBase, require_text
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerCount:
+    """Working (active) certificates of one CA and how many people hold them."""
+
+    issuer: str
+    people: int
+    certificates: int
+
+
+class IssuerRepository(RepositoryBase):
+    async def backfill_issuer(self, fingerprint: str) -> int:
+        """Certificates recorded before the issuer was kept came from the CA current then;
+        called with the current CA before any rotation can change it."""
+        fp = require_text(fingerprint, "fingerprint", limit=200)
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE certificates SET issuer = ? WHERE issuer IS NULL", (fp,)
+            )
+            return cur.rowcount
+
+    async def active_by_issuer(self) -> list[IssuerCount]:
+        """Per CA: approved people with working certificates from it, and those certificates."""
+        async with self._db.reading() as conn, conn.execute(
+            """SELECT c.issuer, COUNT(DISTINCT c.telegram_id), COUNT(*)
+               FROM certificates c JOIN people p ON p.telegram_id = c.telegram_id
+               WHERE c.status = 'active' AND p.status = 'approved'
+               GROUP BY c.issuer"""
+        ) as cur:
+            rows = await cur.fetchall()
+        return [IssuerCount(r[0] or "", r[1], r[2]) for r in rows]
+
+    async def people_only_on(self, issuers: frozenset[str]) -> list[int]:
+        """Approved people with working certificates, all of them from ``issuers`` (the old
+        CA): those who still need to move. NULL issuers count as old."""
+        if not issuers:
+            return []
+        marks = ",".join("?" * len(issuers))
+        sql = f"""SELECT c.telegram_id FROM certificates c
+                  JOIN people p ON p.telegram_id = c.telegram_id
+                  WHERE c.status = 'active' AND p.status = 'approved'
+                  GROUP BY c.telegram_id
+                  HAVING SUM(CASE WHEN c.issuer IS NULL OR c.issuer IN ({marks})
+                                  THEN 0 ELSE 1 END) = 0
+                  ORDER BY c.telegram_id"""  # noqa: S608 - only "?" marks are joined in
+        async with self._db.reading() as conn, conn.execute(sql, tuple(issuers)) as cur:
+            rows = await cur.fetchall()
+        return [int(r[0]) for r in rows]
+
+    async def count_active_from(self, issuer: str) -> int:
+        """Working certificates from one CA (abort refuses while any exist)."""
+        async with self._db.reading() as conn, conn.execute(
+            "SELECT COUNT(*) FROM certificates WHERE status = 'active' AND issuer = ?",
+            (issuer,),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
