@@ -13,7 +13,12 @@ from pathlib import Path
 
 from bot.broker import BrokerAdmin, ensure_admin_identity
 from bot.config import ConfigError, Settings
-from bot.core.authorities import Authorities, AuthorityFiles, load_authorities
+from bot.core.authorities import (
+    Authorities,
+    AuthorityFiles,
+    complete_finish,
+    load_authorities,
+)
 from bot.core.keypool import KeyPool
 from bot.core.rules import Policy
 from bot.core.service import Service
@@ -99,9 +104,11 @@ def authority_files(settings: Settings) -> AuthorityFiles:
 
 def load_all_cas(settings: Settings, *, create: bool = False) -> Authorities:
     """The current CA (made first with ``create``) and, during a rotation, the next one."""
-    load_ca(settings, create=create)  # creates, checks and encrypts the current CA's files
+    files = authority_files(settings)
     try:
-        return load_authorities(authority_files(settings))
+        complete_finish(files)  # a finish cut off half-way: ca.key may already be the new key
+        load_ca(settings, create=create)  # creates, checks and encrypts the current CA's files
+        return load_authorities(files)
     except CAError as exc:
         raise ConfigError(str(exc)) from None
 
