@@ -24,8 +24,8 @@ from bot.config import Settings
 from bot.core.results import CrlReport
 from bot.core.service import Service
 from bot.telegram.api_request import api_request
-from bot.telegram.callbacks import PlatformChoice, RequestAnswer
-from bot.telegram.handlers import admin, approvals, people
+from bot.telegram.callbacks import PlatformChoice, RequestAnswer, RotationMove
+from bot.telegram.handlers import admin, approvals, people, rotation
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -84,6 +84,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         jobs.run_repeating(delete_due_messages, interval=sweep, first=0, name="delete-secrets")
         every = settings.crl_refresh_seconds
         jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
+        check = settings.lifecycle_check_seconds
+        jobs.run_repeating(rotation.rotation_check_job, interval=check, first=1, name="rotation")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
@@ -119,6 +121,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("repin", admin.repin),
         ("pending", admin.pending),
         ("users", admin.users),
+        ("rotation", rotation.rotation_command),
     ]:
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(
@@ -126,6 +129,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     )
     app.add_handler(
         CallbackQueryHandler(approvals.request_button, pattern=f"^{RequestAnswer.PREFIX}:")
+    )
+    app.add_handler(
+        CallbackQueryHandler(rotation.move_button, pattern=f"^{RotationMove.PREFIX}:")
     )
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))

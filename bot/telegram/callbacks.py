@@ -129,3 +129,22 @@ class PlatformChoice:
         if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
             return None
         return cls(Platform(fields[0]), fields[1])
+
+
+@_format
+@dataclass(frozen=True)
+class RotationMove:
+    """``rot:move``: the presser asks for their certificate from the next CA. It names nobody,
+    so a forged copy can only ever move the presser themselves."""
+
+    PREFIX: ClassVar[str] = "rot"
+
+    def fields(self) -> tuple[str, ...]:
+        return ("move",)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        return cls() if list(fields) == ["move"] else None

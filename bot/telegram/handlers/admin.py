@@ -115,6 +115,13 @@ async def repin(update: Update, context: Context) -> None:
     context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
 
 
+async def send_rotation_cas(context: Context, chat_id: int) -> None:
+    """Both CAs while a CA rotation runs (see :mod:`bot.telegram.handlers.rotation`)."""
+    from bot.telegram.handlers.rotation import send_rotation_cas as send_both
+
+    await send_both(context, chat_id)
+
+
 async def _tell_other_admins(context: Context, actor_id: int, text: str) -> None:
     """Phones are told to trust the pin fully: every admin sees who changed it."""
     for admin_id in sorted(runtime(context).service.policy.admin_ids - {actor_id}):
@@ -135,6 +142,7 @@ async def _fan_out_pin(
             await send_pin(
                 context.bot, person.telegram_id, pin.pem, pin.der, t(chat.REPIN_TO_PERSON)
             )
+            await send_rotation_cas(context, person.telegram_id)
             ok += 1
         except Forbidden:
             blocked.append(person.mqtt_username or str(person.telegram_id))
