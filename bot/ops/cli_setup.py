@@ -124,7 +124,22 @@ def cmd_ca_show(settings: Settings, args: argparse.Namespace) -> int:
               f"{'encrypted' if encrypted else 'not encrypted'})")
     except OSError as exc:
         print(f"key file:    {settings.ca_key_path} ({exc.strerror})")
+    _show_rotation(settings)
     return EXIT_OK
+
+
+def _show_rotation(settings: Settings) -> None:
+    """The next CA while a rotation runs, and the archived ones (``ca show`` knows all)."""
+    from bot.core.authorities import ROTATING, archived_cas, read_state
+    from bot.wiring import authority_files
+
+    files = authority_files(settings)
+    print(f"bundle:      {settings.effective_ca_bundle_path} (Mosquitto's cafile)")
+    if read_state(files) == ROTATING:
+        next_fp = _fingerprint_of(files.next_cert) or "unreadable"
+        print(f"rotation:    under way; next CA {files.next_cert}, SHA-256 {next_fp}")
+    for path in archived_cas(files):
+        print(f"archived:    {path} (SHA-256 {_fingerprint_of(path) or 'unreadable'})")
 
 
 def cmd_ca_export(settings: Settings, args: argparse.Namespace) -> int:
