@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     crl_refresh_seconds: int = Field(default=6 * 3600, ge=5, le=7 * 86400)
     # Connect/read/write timeout of each Bot API call (uploads get four times as long).
     telegram_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
+    # Chat language for people whose Telegram language is not shipped (INTERFACE.md).
+    default_language: str = "en"
+    # Issue 14 (INTERFACE.md): a daily cap per person; what phones are sent to trust.
+    max_issues_per_day: int = Field(default=5, ge=1, le=1000)
+    phone_ca: str = "bot"
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -90,6 +95,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("default_language")
+    @classmethod
+    def _shipped_language(cls, value: str) -> str:
+        from bot.texts import SHIPPED
+
+        code = value.strip().lower()
+        if code not in SHIPPED:
+            raise ValueError(
+                f"OTCERT_DEFAULT_LANGUAGE must be one of {', '.join(sorted(SHIPPED))}"
+            )
+        return code
+
     @model_validator(mode="after")
     def _admin_cn_is_a_name(self) -> Settings:
         from pki.names import InvalidName, validate_username
@@ -99,6 +116,14 @@ class Settings(BaseSettings):
         except InvalidName as exc:
             raise ValueError(f"OTCERT_BROKER_ADMIN_CN: {exc}") from None
         return self
+
+    @field_validator("phone_ca")
+    @classmethod
+    def _phone_ca_value(cls, value: str) -> str:
+        value = value.strip() or "bot"
+        if value not in ("bot", "none") and not Path(value).is_file():
+            raise ValueError("must be 'bot', 'none' or the path of a PEM file that exists")
+        return value
 
     # Derived values: one place that knows the defaults that depend on other settings.
     @property
@@ -157,6 +182,11 @@ class Settings(BaseSettings):
                 "OTCERT_ADMIN_IDS is not set: list the Telegram user ids of the admins "
                 "(comma-separated); without admins nobody can approve requests."
             )
+        if self.broker_kick == "dynsec" and self.broker_reload_command is None:
+            from bot.texts import t
+            from bot.texts.trust import KICK_WITHOUT_RELOAD_COMMAND
+
+            raise ConfigError(t(KICK_WITHOUT_RELOAD_COMMAND))
         return self.bot_token.get_secret_value().strip()
 
 

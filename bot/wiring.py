@@ -20,6 +20,7 @@ from bot.core.authorities import (
     load_authorities,
 )
 from bot.core.keypool import KeyPool
+from bot.core.own_certs import record_admin_identity
 from bot.core.rules import Policy
 from bot.core.service import Service
 from bot.core.signer import Signer
@@ -74,7 +75,10 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
             raise ConfigError(
                 "OTCERT_BROKER_KICK=dynsec needs OTCERT_BROKER_ADMIN_HOST or OTCERT_MQTT_HOST."
             )
-        cert_path, key_path = ensure_admin_identity(ca, settings.data_dir, settings.broker_admin_cn)
+        passphrase = settings.ca_passphrase()
+        cert_path, key_path = ensure_admin_identity(
+            ca, settings.data_dir, settings.broker_admin_cn, passphrase=passphrase
+        )
         broker_admin = BrokerAdmin(
             host=host,
             port=settings.admin_port,
@@ -82,6 +86,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
             key_path=key_path,
             ca_file=settings.broker_ca_file,
             bot_ca_file=settings.ca_cert_path,
+            key_password=passphrase,
         )
     return Policy(
         admin_ids=settings.admin_ids,
@@ -95,6 +100,11 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         reserved_usernames=frozenset({settings.broker_admin_cn, *RESERVED_USERNAMES}),
         broker_admin=broker_admin,
         ca_bundle_path=settings.effective_ca_bundle_path,
+        mqtt_host=settings.mqtt_host,
+        mqtt_port=settings.mqtt_port,
+        phone_ca=settings.phone_ca,
+        max_issues_per_day=settings.max_issues_per_day,
+        data_dir=settings.data_dir,
     )
 
 
@@ -143,6 +153,8 @@ async def open_service(
         await signer.start()
         service = Service(Repository(db), cas.issuer, policy, keys, signer=signer)
         await attach_rotation(service, authority_files(settings), cas)
+        if await record_admin_identity(service, settings.data_dir):
+            await service.refresh_crl()  # a replaced admin pair must stop working now
         yield service
     finally:
         await keys.stop()

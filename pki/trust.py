@@ -55,24 +55,27 @@ def check_crl_file(
 
 
 def write_trust(
-    bundle_path: Path,
+    bundle_path: Path | None,
     crl_path: Path,
     pairs: Sequence[tuple[x509.CertificateRevocationList, x509.Certificate]],
     *,
     now: datetime | None = None,
 ) -> bool:
     """Write the CRL file (one CRL per CA) and the bundle (those CAs), each atomically and
-    verified before its rename. Returns whether the bundle changed."""
+    verified before its rename. Returns whether the bundle changed. Without a bundle path
+    only the CRL file is written (a broker whose ``cafile`` the operator keeps)."""
     cas = [ca for _, ca in pairs]
     crl_data = b"".join(crl_pem(crl) for crl, _ in pairs)
     check_crl_file(crl_data, cas, now=now)
     bundle_data = bundle_pem(cas)
     try:
-        old_bundle = Path(bundle_path).read_bytes()
+        old_bundle = Path(bundle_path).read_bytes() if bundle_path is not None else bundle_data
     except OSError:
         old_bundle = b""
     wanted = {fingerprint_sha256(ca) for ca in cas}
-    shrinking = any(fingerprint_sha256(c) not in wanted for c in read_bundle(bundle_path))
+    shrinking = bundle_path is not None and any(
+        fingerprint_sha256(c) not in wanted for c in read_bundle(bundle_path)
+    )
 
     def write_crls() -> None:
         def check(tmp: Path) -> None:
@@ -85,7 +88,7 @@ def write_trust(
             raise CRLError(f"Could not write the CRL to {crl_path}: {exc.strerror}.") from None
 
     def write_bundle() -> None:
-        if old_bundle == bundle_data:
+        if bundle_path is None or old_bundle == bundle_data:
             return
 
         def check(tmp: Path) -> None:

@@ -1,5 +1,10 @@
 """Persistence for owntracks-cert-bot: one SQLite file, pydantic models at the boundary."""
 
+from storage._service_certificates import (
+    BROKER_ADMIN,
+    BROKER_SERVER,
+    ServiceCertificate,
+)
 from storage.db import SCHEMA_VERSION, Database, restore_database
 from storage.errors import InvalidTransition, NotFound, StorageError, UsernameTaken
 from storage.models import (
@@ -17,6 +22,8 @@ from storage.models import (
 from storage.repo import Repository
 
 __all__ = [
+    "BROKER_ADMIN",
+    "BROKER_SERVER",
     "OPERATOR_ID",
     "SCHEMA_VERSION",
     "AuditEntry",
@@ -32,6 +39,7 @@ __all__ = [
     "Repository",
     "RevokedSerial",
     "ScheduledDeletion",
+    "ServiceCertificate",
     "StorageError",
     "UsernameTaken",
     "restore_database",

@@ -49,6 +49,8 @@ def from_db_opt(value: str | None) -> datetime | None:
 def require_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not -(2**63) <= value < 2**63:  # SQLite's INTEGER; Telegram ids reach 2**52
+        raise ValueError(f"{what} is out of range")
     return value
 
 

@@ -26,7 +26,10 @@ class IssuerRepository(RepositoryBase):
             cur = await conn.execute(
                 "UPDATE certificates SET issuer = ? WHERE issuer IS NULL", (fp,)
             )
-            return cur.rowcount
+            own = await conn.execute(
+                "UPDATE service_certificates SET issuer = ? WHERE issuer IS NULL", (fp,)
+            )
+            return cur.rowcount + own.rowcount
 
     async def active_by_issuer(self) -> list[IssuerCount]:
         """Per CA: approved people with working certificates from it, and those certificates."""
@@ -57,10 +60,13 @@ class IssuerRepository(RepositoryBase):
         return [int(r[0]) for r in rows]
 
     async def count_active_from(self, issuer: str) -> int:
-        """Working certificates from one CA (abort refuses while any exist)."""
+        """Working certificates from one CA, people's and the bot's own (abort refuses
+        while any exist: a broker-server certificate from it would lock every phone out)."""
         async with self._db.reading() as conn, conn.execute(
-            "SELECT COUNT(*) FROM certificates WHERE status = 'active' AND issuer = ?",
-            (issuer,),
+            """SELECT (SELECT COUNT(*) FROM certificates WHERE status = 'active' AND issuer = ?)
+                    + (SELECT COUNT(*) FROM service_certificates
+                       WHERE status = 'active' AND issuer = ?)""",
+            (issuer, issuer),
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0

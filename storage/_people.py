@@ -109,7 +109,8 @@ class PeopleRepository(RepositoryBase):
             return await _reload(conn, telegram_id), True
 
     async def approve(
-        self, telegram_id: int, mqtt_username: str, *, by: int, display_name: str | None = None
+        self, telegram_id: int, mqtt_username: str, *, by: int, display_name: str | None = None,
+        expected: PersonStatus | None = None,
     ) -> Person:
         """Grant access under ``mqtt_username`` (already canonical; the service validates it).
 
@@ -124,6 +125,12 @@ class PeopleRepository(RepositoryBase):
         now = self._now()
         async with self._db.transaction() as conn:
             person = await fetch_person(conn, telegram_id)
+            if expected is not None and (person is None or person.status is not expected):
+                # Decided by someone else since the admin looked (a concurrent deny).
+                raise InvalidTransition(
+                    _not_pending_message(person) if person is not None
+                    else f"Nobody with Telegram id {telegram_id} asked for access."
+                )
             if person is not None and person.status is PersonStatus.APPROVED:
                 raise InvalidTransition(
                     f"{describe(person)} is already approved "

@@ -6,12 +6,19 @@ from __future__ import annotations
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
 from storage._issuers import IssuerRepository
+from storage._languages import LanguageRepository
 from storage._people import PeopleRepository
+from storage._service_certificates import ServiceCertificateRepository
 
 __all__ = ["Repository"]
 
 
 class Repository(
-    PeopleRepository, CertificateRepository, HousekeepingRepository, IssuerRepository
+    PeopleRepository,
+    CertificateRepository,
+    HousekeepingRepository,
+    LanguageRepository,
+    ServiceCertificateRepository,
+    IssuerRepository,
 ):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

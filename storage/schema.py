@@ -121,12 +121,49 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE people SET decided_by = 0 WHERE decided_by IS NULL AND status = 'revoked'",
         "UPDATE pins SET changed_by = 0 WHERE changed_by IS NULL",
     ),
-    # 6: which CA issued each certificate (its SHA-256 fingerprint), so that during a CA
-    #    rotation each CA's CRL lists only its own certificates. Rows from before stay NULL
-    #    until the bot backfills them with the CA current at that time (SQL cannot know it).
+    # 6: each person's chat language (/language, and what Telegram last reported), kept
+    #    apart from people because admins and people who never sent /request have no row.
+    (
+        """CREATE TABLE chat_languages (
+            telegram_id INTEGER PRIMARY KEY,
+            chosen      TEXT,
+            telegram    TEXT,
+            updated_at  TEXT NOT NULL
+        )""",
+    ),
+    # 7 (issue 14): the bot's own certificates (broker-server, broker-admin), so they can be
+    #    listed and revoked like people's; they have no owner, hence a table of their own.
+    (
+        """CREATE TABLE service_certificates (
+            serial             TEXT PRIMARY KEY,
+            purpose            TEXT NOT NULL,
+            subject            TEXT NOT NULL,
+            fingerprint_sha256 TEXT NOT NULL,
+            not_before         TEXT NOT NULL,
+            not_after          TEXT NOT NULL,
+            issued_at          TEXT NOT NULL,
+            status             TEXT NOT NULL
+                               CHECK (status IN ('active', 'revoked', 'superseded', 'expired')),
+            revoked_at         TEXT,
+            revocation_reason  TEXT
+        )""",
+        "CREATE INDEX service_certificates_purpose ON service_certificates (purpose, status)",
+    ),
+    # 8 (issue 17): which CA issued each certificate (its SHA-256 fingerprint), people's and
+    #    the bot's own, so that during a CA rotation each CA's CRL lists only its own
+    #    certificates. Rows from before stay NULL until the bot backfills them with the CA
+    #    current at that time (SQL cannot know it). rotation_offers remembers who was already
+    #    offered a certificate from the next CA, so a restart does not offer it twice.
     (
         "ALTER TABLE certificates ADD COLUMN issuer TEXT",
         "CREATE INDEX certificates_issuer ON certificates (issuer, status)",
+        "ALTER TABLE service_certificates ADD COLUMN issuer TEXT",
+        """CREATE TABLE rotation_offers (
+            telegram_id INTEGER NOT NULL,
+            next_ca     TEXT NOT NULL,
+            offered_at  TEXT NOT NULL,
+            PRIMARY KEY (telegram_id, next_ca)
+        )""",
     ),
 )
 

@@ -121,10 +121,11 @@ class FakeTelegram:
     # -- injecting what people do ----------------------------------------------------------
     def user(
         self, telegram_id: int, first_name: str = "Test", username: str | None = None,
-        last_name: str | None = None,
+        last_name: str | None = None, language_code: str = "en",
     ) -> FakeUser:
-        """A person; their private chat becomes known, so the bot may write to them."""
-        person = FakeUser(telegram_id, first_name, username, last_name)
+        """A person whose app reports ``language_code``; their private chat becomes known,
+        so the bot may write to them."""
+        person = FakeUser(telegram_id, first_name, username, last_name, language_code)
         with self._cond:
             self._state.chat_for(person, "private", None)
         return person

@@ -54,7 +54,8 @@ HOSTILE = [
     "req:approve:+5",
     "req:approve: 5",
     "req:approve:1e3",
-    "req:approve:1234567890123456",  # 16 digits
+    "req:approve:12345678901234567",  # 17 digits
+    "req:approve:9007199254740993",  # 16 digits but over 2**53
     "req:approve:99999999999999999999999",
     "req:approve:²",
     "req:approve:١٢٣",  # Arabic-Indic digits
@@ -107,6 +108,7 @@ def test_the_builder_refuses_data_telegram_or_the_parser_would_not_take(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("1", 1), ("2001", 2001), ("9" * 15, 10**15 - 1), ("0", None), ("9" * 16, None),
+     (str(2**52), 2**52), ("1234567890123456", 1234567890123456), (str(2**53), None),
      ("", None), ("-1", None), ("٣", None), ("½", None), ("12a", None)],
 )
 def test_telegram_ids_are_short_positive_ascii_numbers(text: str, expected: int | None) -> None:

@@ -38,6 +38,8 @@ class BrokerAdmin:
     key_path: Path
     ca_file: Path | None
     bot_ca_file: Path
+    # The CA key passphrase, when the admin key is encrypted with it at rest.
+    key_password: bytes | None = field(default=None, repr=False)
 
 async def dynsec_request(
     admin: BrokerAdmin, commands: list[dict[str, Any]], timeout: float
@@ -71,7 +73,7 @@ def admin_tls_context(admin: BrokerAdmin) -> ssl.SSLContext:
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(admin.cert_path), str(admin.key_path))
+    context.load_cert_chain(str(admin.cert_path), str(admin.key_path), admin.key_password)
     return context
 
 
@@ -245,3 +247,21 @@ def _timeout_detail(state: _Exchange, where: str, timeout: float) -> str:
         )
     return f"The broker at {where} did not complete {state.waiting_for} within {timeout:g} s."
 
+
+
+async def dynsec_client_exists(
+    admin: BrokerAdmin, username: str, *, timeout: float = 5.0
+) -> bool | BrokerOutcome:
+    """Whether ``username`` is stored as a dynsec client (getClient); an outcome when the
+    plugin cannot be asked. Why: a kick deletes that name's client, so a person must never
+    share a name with a stored login (issue 14)."""
+    result = await dynsec_request(admin, [{"command": "getClient", "username": username}], timeout)
+    if isinstance(result, BrokerOutcome):
+        return result
+    (answer,) = result
+    error = answer.get("error")
+    if error is None:
+        return True
+    if "not found" in str(error).lower():
+        return False
+    return BrokerOutcome(False, f"getClient answered: {error}")

@@ -34,6 +34,7 @@ class CrlReport:
     reload: BrokerOutcome | None = None
     kick: BrokerOutcome | None = None
     error: str | None = None
+    kick_skipped: bool = False  # a kick was due but the broker was not reloaded
 
 
 @dataclass(frozen=True)

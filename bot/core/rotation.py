@@ -59,6 +59,7 @@ class Rotation:
         self.authorities = authorities
         self.service.ca = authorities.issuer
         self.service.crl.authorities = authorities
+        self.service.pins.own_cas = authorities.accepted
         signer = self.service.signer
         if signer.ca.fingerprint_sha256 != authorities.issuer.fingerprint_sha256:
             signer.ca = authorities.issuer
@@ -79,16 +80,20 @@ class Rotation:
         return changed
 
     async def _publish(self, authorities: Authorities) -> CrlReport:
+        """The CRL file and bundle for ``authorities``, then the reload; call with the
+        publisher's locks held (:meth:`CrlPublisher.holding`)."""
         self.service.crl.authorities = authorities
         self._busy = True
         try:
-            return await self.service.refresh_crl()
+            return await self.service.crl.write_and_reload(authorities)
         finally:
             self._busy = False
 
     # --- the operator's steps ------------------------------------------------------------
     async def start(self, *, key_type: CAKeyType = "rsa4096", days: int = 3650) -> RotationStep:
-        async with self._lock:
+        # Every step holds the data dir's crl.lock from reading the CA files to the reload: a
+        # CRL publish in another process (bot, otcert revoke) never sees a half-made step.
+        async with self._lock, self.service.crl.holding():
             await self.sync()
             if self.authorities.rotating:
                 raise UserError(texts.ALREADY_ROTATING)
@@ -109,7 +114,7 @@ class Rotation:
             return RotationStep(both, report)
 
     async def finish(self, *, force: bool = False) -> RotationStep:
-        async with self._lock:
+        async with self._lock, self.service.crl.holding():
             await self.sync()
             old, upcoming = self.authorities.current, self.authorities.next
             if upcoming is None:
@@ -130,7 +135,7 @@ class Rotation:
             return RotationStep(only_new, report, folder)
 
     async def abort(self) -> RotationStep:
-        async with self._lock:
+        async with self._lock, self.service.crl.holding():
             await self.sync()
             upcoming = self.authorities.next
             if upcoming is None:

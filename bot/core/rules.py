@@ -15,6 +15,7 @@ from pathlib import Path
 from bot.broker import BrokerAdmin
 from bot.core.errors import PlatformNeeded, UserError
 from bot.texts import errors as texts
+from bot.texts import trust as trust_texts
 from pki.bundle import Pkcs12Profile
 from pki.names import validate_username
 from storage import Certificate, CertStatus, Person, PersonStatus, Platform
@@ -39,6 +40,12 @@ class Policy:
     reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
     broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
     ca_bundle_path: Path | None = None  # Mosquitto's cafile, written with the CRL file
+    # Issue 14: where phones connect (the /repin chain check), what they trust, a daily cap.
+    mqtt_host: str | None = None
+    mqtt_port: int = 8883
+    phone_ca: str = "bot"
+    max_issues_per_day: int = 5
+    data_dir: Path | None = None  # where the cross-process locks live (issue 14)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ def may_issue(
     last_issued_at: datetime | None,
     policy: Policy,
     now: datetime,
+    issued_recently: Iterable[datetime] = (),
 ) -> IssueGrant:
     """Whether ``person`` may get a certificate for ``device`` now; raises the reason if not.
 
@@ -71,6 +79,7 @@ def may_issue(
         raise PlatformNeeded(device)
     check_device_limit(device, active, max_devices=policy.max_devices, now=now)
     check_cooldown(last_issued_at, cooldown=policy.issue_cooldown, now=now)
+    check_daily_limit(issued_recently, limit=policy.max_issues_per_day, now=now)
     return IssueGrant(username=username, platform=approved.platform, device=device)
 
 
@@ -122,6 +131,27 @@ def check_cooldown(last_issued_at: datetime | None, *, cooldown: timedelta, now:
     wait = cooldown_left(last_issued_at, cooldown=cooldown, now=now)
     if wait is not None:
         raise UserError(texts.COOLDOWN, seconds=int(wait.total_seconds()) + 1)
+
+
+DAY = timedelta(hours=24)
+
+
+class DailyLimit(UserError):
+    """The person got ``OTCERT_MAX_ISSUES_PER_DAY`` certificates in the last 24 hours; each
+    re-issue costs a CRL entry and a broker reload. ``since``: the window's oldest issue."""
+
+    def __init__(self, count: int, since: datetime) -> None:
+        until = f"{since + DAY:%Y-%m-%d %H:%M} UTC"
+        super().__init__(trust_texts.DAILY_LIMIT, count=count, until=until)
+        self.count = count
+        self.since = since
+
+
+def check_daily_limit(issued: Iterable[datetime], *, limit: int, now: datetime) -> None:
+    """At most ``limit`` certificates in any 24 hours (``/getcert`` and renewals alike)."""
+    window = sorted(at for at in issued if now - DAY < at <= now)
+    if len(window) >= limit:
+        raise DailyLimit(len(window), window[-limit])
 
 
 def superseded_by(device: str, active: Iterable[Certificate]) -> list[Certificate]:

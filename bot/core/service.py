@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from bot.broker import BrokerOutcome, run_reload_command
-from bot.core import rules
+from bot.core import integrity, rules
 from bot.core.clock import utcnow
 from bot.core.crl import CrlPublisher
 from bot.core.errors import NotAllowed, UserError
@@ -25,7 +25,9 @@ from bot.core.keypool import KeyPool
 from bot.core.results import CrlReport, IssuedBundle, Listing, PinBundle, RequestOutcome, Revocation
 from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
+from bot.core.trust import PinGate
 from bot.texts import errors as texts
+from bot.texts import trust as trust_texts
 from pki.authority import CertificateAuthority
 from pki.bundle import load_certificate, make_passphrase, pin_der
 from pki.identity import fingerprint_sha256
@@ -66,6 +68,7 @@ class Service:
         self._clock = clock
         self._issuing: set[int] = set()
         self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
+        self.pins = PinGate(repo, ca, policy, clock=clock)
         self.rotation: Rotation | None = None  # CA rotation use cases, set by bot.wiring
 
     # --- who is who -------------------------------------------------------------------
@@ -92,10 +95,18 @@ class Service:
         """A username derived from the @username or name, if one passes the rules."""
         return rules.suggested_username(person, self.policy.reserved_usernames)
 
-    async def approve(self, actor_id: int | None, telegram_id: int, username: str) -> Person:
+    async def approve(
+        self, actor_id: int | None, telegram_id: int, username: str,
+        *, expected: PersonStatus | None = None,
+    ) -> Person:
+        """``expected``: the status the admin saw (a button on a pending request); checked
+        inside the transaction, so approve and deny pressed at once end in one decision."""
         self._require_admin(actor_id)
         name = rules.approvable_username(username, self.policy.reserved_usernames)
-        return await self.repo.approve(telegram_id, name, by=actor_id or OPERATOR_ID)
+        await integrity.refuse_stored_dynsec_client(self.policy.broker_admin, name)
+        return await self.repo.approve(
+            telegram_id, name, by=actor_id or OPERATOR_ID, expected=expected
+        )
 
     async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
         self._require_admin(actor_id)
@@ -138,7 +149,7 @@ class Service:
             )
             replaced = await self.repo.record_issue(record, actor=telegram_id)
         if replaced:
-            await self.refresh_crl()
+            await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_SUPERSEDE)
         ext = "otrp" if grant.platform == Platform.IOS else "p12"
         return IssuedBundle(
             filename=f"{grant.username}-{device_name}.{ext}",
@@ -166,19 +177,52 @@ class Service:
 
     async def _grant(self, telegram_id: int, device: str) -> rules.IssueGrant:
         """Load the facts the issue rules need and ask them; raises when the answer is no."""
-        return rules.may_issue(
-            await self.repo.get_person(telegram_id),
-            device,
-            active=await self.repo.certificates_for(telegram_id, active_only=True),
-            last_issued_at=await self.repo.last_issued_at(telegram_id),
-            policy=self.policy,
-            now=self._clock(),
-        )
+        person = await self.repo.get_person(telegram_id)
+        every = await self.repo.certificates_for(telegram_id)
+        try:
+            return rules.may_issue(
+                person,
+                device,
+                active=[c for c in every if c.status is CertStatus.ACTIVE],
+                last_issued_at=await self.repo.last_issued_at(telegram_id),
+                policy=self.policy,
+                now=self._clock(),
+                issued_recently=[c.issued_at for c in every],
+            )
+        except rules.DailyLimit as exc:
+            if (
+                person is not None
+                and self.limit_alert is not None
+                and await integrity.first_limit_notice(self.repo, telegram_id, exc.since)
+            ):
+                await self.limit_alert(person)
+            raise
+
+    # Set by the Telegram side: admins hear about CRL failures and the daily cap.
+    crl_alert: Callable[[CrlReport, str], Awaitable[None]] | None = None
+    limit_alert: Callable[[Person], Awaitable[None]] | None = None
+
+    async def _tell_crl(self, report: CrlReport, when: str) -> None:
+        if self.crl_alert is not None:
+            await self.crl_alert(report, when)
 
     async def revoke_undelivered(self, serial: str) -> CrlReport:
-        """A bundle that did not reach the person must not stay valid."""
-        await self.repo.revoke_certificate(serial, by=None, reason="undelivered")
-        return await self.refresh_crl()
+        """A bundle that did not reach the person must not stay valid: retried, and what is
+        still left is caught by :meth:`sweep_undelivered`."""
+        await integrity.revoke_with_retry(self.repo, serial)
+        report = await self.refresh_crl()
+        await self._tell_crl(report, trust_texts.CRL_AFTER_UNDELIVERED)
+        return report
+
+    async def sweep_undelivered(self) -> int:
+        """Revoke certificates still undelivered a few minutes after issue (periodic job)."""
+        stale = integrity.stale_undelivered(
+            await self.repo.undelivered_certificates(), now=self._clock()
+        )
+        done = [c for c in stale if await integrity.revoke_with_retry(self.repo, c.serial)]
+        if done:
+            await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_UNDELIVERED)
+        return len(done)
 
     async def confirm_delivery(self, serial: str) -> None:
         """File and passphrase both reached the person: the certificate is now in use."""
@@ -223,8 +267,20 @@ class Service:
         cert = load_certificate(pin.der) if pin is not None else self.ca.certificate
         return _pin_bundle(cert)
 
+    async def phone_pin(self) -> PinBundle | None:
+        """What phones are sent to trust (OTCERT_PHONE_CA): the pinned CA (``bot``), nothing
+        (``none``: a public CA) or the operator's PEM file."""
+        return await self.pins.phone_pin(self.current_pin)
+
     async def set_pin(self, actor_id: int | None, data: bytes) -> PinBundle:
+        """The operator's shell pins directly; an admin goes through the second-admin rule
+        (:class:`PinGate`), and a CA that needs a confirmation is not pinned here."""
         self._require_admin(actor_id)
+        if actor_id is not None:
+            decision = await self.pins.propose(actor_id, data)
+            if decision.route == "confirm":
+                raise UserError(trust_texts.PIN_WAITING, detail=decision.why)
+            return decision.bundle
         # Off the loop: a hostile upload may hold a huge key that takes long to check.
         cert = await asyncio.to_thread(load_certificate, data, require_ca=True, now=self._clock())
         bundle = _pin_bundle(cert)

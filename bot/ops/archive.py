@@ -25,7 +25,9 @@ from typing import Any
 from cryptography import x509
 
 from bot.config import ConfigError, Settings
+from bot.core import locks
 from bot.core.clock import utcnow
+from bot.ops.restore_guard import carry_crl_facts, check_manifest, no_bot_running
 from pki.authority import CAError, CertificateAuthority
 from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
 from pki.identity import fingerprint_sha256, same_public_key
@@ -139,10 +141,11 @@ def read_backup(path: Path, passphrase: bytes | None) -> Verified:
         raise ConfigError(f"{path} is not a readable otcert backup ({exc}).") from None
     try:
         manifest = json.loads(files.pop(MANIFEST))
-        if manifest["format"] != FORMAT or not isinstance(manifest["files"], dict):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         raise ConfigError(f"{path} is not an otcert backup (no valid manifest).") from None
+    check_manifest(manifest, path)
+    if manifest["format"] != FORMAT:
+        raise ConfigError(f"{path} is not an otcert backup (format {manifest['format']!r}).")
     if manifest["version"] != FORMAT_VERSION:
         raise ConfigError(f"{path} has backup format {manifest['version']}; this otcert "
                           f"reads format {FORMAT_VERSION}.")
@@ -189,6 +192,13 @@ async def restore_backup(
             f"{', '.join(str(p) for p in existing)} already exist: restoring would replace them. "
             "Stop the bot and run again with --force."
         )
+    with no_bot_running(settings.data_dir):
+        async with locks.exclusive(settings.data_dir / locks.CRL_LOCK_NAME):
+            return await _restore_files(settings, verified)
+
+
+async def _restore_files(settings: Settings, verified: Verified) -> tuple[Verified, Carried]:
+    passphrase = settings.ca_passphrase()
     data_dir = settings.data_dir
     staged = data_dir / f".restore-{secrets.token_hex(6)}.sqlite3"
     try:
@@ -202,6 +212,10 @@ async def restore_backup(
                 carry_revocations, settings.database_path, staged,
                 same_ca=_same_ca(settings, verified), now=utcnow(),
             )
+        else:
+            await _bring_up_to_date(staged)
+        await asyncio.to_thread(carry_crl_facts, settings.database_path, staged,
+                                settings.effective_crl_path)
         # restore_database checks integrity and schema before replacing anything.
         await restore_database(staged, settings.database_path)
     except StorageError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, load_settings
 from bot.core.errors import UserError
+from bot.ops.cli_certs import cmd_certs
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, Command
 from bot.ops.cli_ops import (
     cmd_audit,
@@ -78,8 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     crl_sub = crl.add_subparsers(dest="crl_command", metavar="ACTION", required=True)
     add("write", cmd_crl_write, "write the CRL now and run the reload command", crl_sub)
     add("users", cmd_users, "everyone known to the bot, with active certificates")
-    revoke = add("revoke", cmd_revoke, "revoke a person's access and certificates")
-    revoke.add_argument("target", metavar="USERNAME|TELEGRAM_ID")
+    revoke = add("revoke", cmd_revoke, "revoke a person's access and certificates, or one "
+                                       "certificate by --serial")
+    revoke.add_argument("target", metavar="USERNAME|TELEGRAM_ID", nargs="?")
+    revoke.add_argument("--serial", help="one certificate (hex, with or without colons, or "
+                                         "decimal), also the bot's own")
     revoke.add_argument("--reason", help="recorded in the audit log")
     audit = add("audit", cmd_audit, "the audit log, newest first")
     audit.add_argument("--person", metavar="ID|USERNAME", help="only entries about this person")
@@ -91,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("file", metavar="FILE")
     restore.add_argument("--force", action="store_true", help="replace an existing database/CA")
     add("doctor", cmd_doctor, "check settings, files, CA, CRL and the broker")
+    certs = add("certs", cmd_certs, "every certificate the bot knows: people's and its own")
+    certs.add_argument("--all", action="store_true", help="also revoked, superseded, expired")
     return parser
 
 
@@ -111,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "revoke" and (args.target is None) == (args.serial is None):
+        parser.error("revoke takes a USERNAME|TELEGRAM_ID or --serial SERIAL (one of them)")
     try:
         settings = load_settings()
         func: Command = args.func

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
+from bot.core import locks
+from bot.hardening import make_undumpable
 from bot.logs import setup_logging
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report
 
@@ -26,9 +28,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.wiring import ensure_data_dir, load_ca
 
     token = settings.require_bot()
+    make_undumpable()  # before the CA key is read: no other process may read our memory
     passphrase = settings.ca_passphrase()
     setup_logging(settings.log_level, [token, passphrase.decode() if passphrase else ""])
     ensure_data_dir(settings.data_dir)
+    # Held until exit: `otcert restore` refuses while a bot holds the database.
+    locks.hold_for_lifetime(settings.data_dir / locks.BOT_LOCK_NAME)
     load_ca(settings, create=True)  # fail fast on an unreadable or insecure CA key
     app = build_application(settings)
     try:
@@ -72,7 +77,13 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.ops.cli_certs import cmd_revoke_serial
     from bot.wiring import open_service
+
+    if (args.target is None) == (getattr(args, "serial", None) is None):
+        raise ConfigError("Give either a USERNAME|TELEGRAM_ID or --serial SERIAL.")
+    if args.target is None:
+        return cmd_revoke_serial(settings, args)
 
     async def revoke() -> int:
         async with open_service(settings) as service:

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from cryptography import x509
+
 from bot.config import ConfigError, Settings
 from bot.core.clock import utcnow
 from bot.ops.cli_common import EXIT_OK, print_crl_report
@@ -175,6 +177,7 @@ def cmd_server_cert(settings: Settings, args: argparse.Namespace) -> int:
     if (cert_path.exists() or key_path.exists()) and not args.force:
         raise ConfigError(f"{out} already has server.crt/server.key; add --force to replace.")
     ca = load_ca(settings)
+    replaced = _readable_certificate(cert_path)
     try:
         cert, key = ca.issue_server(args.host or [], args.ip or [], days=args.days)
     except CAError as exc:
@@ -182,11 +185,33 @@ def cmd_server_cert(settings: Settings, args: argparse.Namespace) -> int:
     write_private_file(key_path, private_key_pem(key))
     write_public_file(cert_path, cert.public_bytes(Encoding.PEM))
     write_public_file(out / "ca.crt", ca.cert_pem)
-    print(f"Wrote {key_path} (0600), {cert_path} (until {cert.not_valid_after_utc:%Y-%m-%d}), "
-          f"{out / 'ca.crt'}")
+    print(f"Wrote {key_path} (0600), {cert_path} (until {cert.not_valid_after_utc:%Y-%m-%d}, "
+          f"serial {cert.serial_number:x}), {out / 'ca.crt'}")
+    asyncio.run(_record_server(settings, cert, replaced))
     print("For mosquitto.conf: cafile = ca.crt, certfile = server.crt, keyfile = server.key; "
           "the key must be readable by the mosquitto user (e.g. chown root:mosquitto, chmod 640).")
     return EXIT_OK
+
+
+def _readable_certificate(path: Path) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+async def _record_server(
+    settings: Settings, cert: x509.Certificate, replaced: x509.Certificate | None
+) -> None:
+    """Record the new server certificate; the one it replaced is revoked (CRL rewritten)."""
+    from bot.core.own_certs import record_server_certificate
+    from bot.wiring import open_service
+
+    async with open_service(settings) as service:
+        report = await record_server_certificate(service, cert, replaced)
+    if report is not None and replaced is not None:
+        state = "revoked" if report.written else f"revoked, but the CRL failed: {report.error}"
+        print(f"The replaced server certificate {replaced.serial_number:x} is {state}.")
 
 
 def cmd_broker_admin_cert(settings: Settings, args: argparse.Namespace) -> int:
@@ -197,7 +222,11 @@ def cmd_broker_admin_cert(settings: Settings, args: argparse.Namespace) -> int:
     ensure_data_dir(settings.data_dir)
     out = _out_dir(args.out)
     ca = load_ca(settings)
-    cert_src, key_src = ensure_admin_identity(ca, settings.data_dir, settings.broker_admin_cn)
+    passphrase = settings.ca_passphrase()
+    cert_src, key_src = ensure_admin_identity(
+        ca, settings.data_dir, settings.broker_admin_cn, passphrase=passphrase
+    )
+    asyncio.run(_record_admin(settings))
     cert_path, key_path = out / cert_src.name, out / key_src.name
     if out.resolve() != settings.data_dir.resolve():
         write_private_file(key_path, key_src.read_bytes())
@@ -205,10 +234,20 @@ def cmd_broker_admin_cert(settings: Settings, args: argparse.Namespace) -> int:
     write_public_file(out / "ca.crt", ca.cert_pem)
     print(f"Dynsec admin CN={settings.broker_admin_cn}: {cert_path}, {key_path} (0600), "
           f"{out / 'ca.crt'}")
+    if passphrase is not None:
+        print("The key is encrypted with OTCERT_CA_KEY_PASSPHRASE (mosquitto_ctrl asks for it).")
     host = settings.admin_host or "localhost"
     print(f"e.g. mosquitto_ctrl -h {host} -p {settings.admin_port} --cafile {out / 'ca.crt'} "
           f"--cert {cert_path} --key {key_path} dynsec listClients")
     return EXIT_OK
+
+
+async def _record_admin(settings: Settings) -> None:
+    """open_service records the admin pair (and revokes any it replaced, CRL included)."""
+    from bot.wiring import open_service
+
+    async with open_service(settings):
+        pass
 
 
 def _out_dir(value: str) -> Path:

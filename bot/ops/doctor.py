@@ -80,6 +80,9 @@ async def run_checks(settings: Settings) -> list[Finding]:
         findings.append(warn("broker", "Not tested: the probe needs a usable CA (see above)."))
     else:
         findings.append(probe_broker(settings, ca))
+        from bot.ops.doctor_trust import check_phone_ca
+
+        findings.append(await check_phone_ca(settings))
     if settings.broker_kick == "dynsec" and ca is not None:
         findings.append(await check_kick(settings, ca))
     return findings
@@ -372,4 +375,5 @@ async def check_kick(settings: Settings, ca: CertificateAuthority) -> Finding:
 
 def render(findings: list[Finding]) -> str:
     return "\n".join(f"{f.level.value:<4}  {f.topic}: {f.sentence}" for f in findings)
+
 

@@ -6,7 +6,7 @@ import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -24,8 +24,14 @@ from bot.config import Settings
 from bot.core.results import CrlReport
 from bot.core.service import Service
 from bot.telegram.api_request import api_request
-from bot.telegram.callbacks import PlatformChoice, RequestAnswer, RotationMove
-from bot.telegram.handlers import admin, approvals, people, rotation
+from bot.telegram.callbacks import (
+    LanguageChoice,
+    PinConfirm,
+    PlatformChoice,
+    RequestAnswer,
+    RotationMove,
+)
+from bot.telegram.handlers import admin, approvals, language, people, rotation, trust
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -36,7 +42,7 @@ from bot.telegram.handlers.common import (
 from bot.telegram.handlers.delivery import delete_due_messages, with_retry
 from bot.telegram.polling import TolerantUpdatesRequest
 from bot.telegram.render import esc
-from bot.texts import chat, t
+from bot.texts import chat, languages, set_default_language, speaking, t
 from bot.wiring import open_service
 
 log = logging.getLogger(__name__)
@@ -46,11 +52,13 @@ PUBLIC_COMMANDS = [
     ("request", chat.COMMAND_REQUEST),
     ("getcert", chat.COMMAND_GETCERT),
     ("help", chat.COMMAND_HELP),
+    ("language", languages.COMMAND_LANGUAGE),
 ]
 
 
 def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
     token = settings.require_bot()
+    set_default_language(settings.default_language)
     stack = AsyncExitStack()
 
     async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -62,6 +70,13 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             mqtt_host=settings.mqtt_host,
             mqtt_port=settings.mqtt_port,
             secret_ttl=settings.secret_ttl_seconds,
+        )
+        language.install(app.bot_data, service, PUBLIC_COMMANDS)
+        service.crl_alert = lambda report, when: tell_admins_if_crl_failed(
+            app, service, report, when
+        )
+        service.limit_alert = lambda person: trust.tell_admins_limit(
+            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day
         )
         leftovers = await service.revoke_unfinished_deliveries()
         if leftovers:
@@ -75,15 +90,14 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             service.ca.fingerprint_sha256, settings.effective_crl_path,
             settings.mqtt_host or "(unset)", settings.mqtt_port,
         )
-        await app.bot.set_my_commands(
-            [BotCommand(name, t(description)) for name, description in PUBLIC_COMMANDS]
-        )
+        await language.register_commands(app.bot, PUBLIC_COMMANDS)
         jobs = app.job_queue
         assert jobs is not None
         sweep = max(1, min(30, settings.secret_ttl_seconds // 4))
         jobs.run_repeating(delete_due_messages, interval=sweep, first=0, name="delete-secrets")
         every = settings.crl_refresh_seconds
         jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
+        jobs.run_repeating(trust.sweep_undelivered_job, interval=60, first=60, name="sweep")
         check = settings.lifecycle_check_seconds
         jobs.run_repeating(rotation.rotation_check_job, interval=check, first=1, name="rotation")
 
@@ -108,6 +122,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
 
 def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     # The throttle first: a flood must not cost a database write per message.
+    app.add_handler(TypeHandler(Update, language.adopt_language), group=-3)
     app.add_handler(TypeHandler(Update, throttle_updates), group=-2)
     app.add_handler(TypeHandler(Update, claim_update), group=-1)
     for name, callback in [
@@ -121,6 +136,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("repin", admin.repin),
         ("pending", admin.pending),
         ("users", admin.users),
+        ("language", language.language_command),
         ("rotation", rotation.rotation_command),
     ]:
         app.add_handler(CommandHandler(name, callback))
@@ -129,6 +145,12 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     )
     app.add_handler(
         CallbackQueryHandler(approvals.request_button, pattern=f"^{RequestAnswer.PREFIX}:")
+    )
+    app.add_handler(
+        CallbackQueryHandler(language.language_button, pattern=f"^{LanguageChoice.PREFIX}:")
+    )
+    app.add_handler(
+        CallbackQueryHandler(trust.confirm_button, pattern=f"^{PinConfirm.PREFIX}:")
     )
     app.add_handler(
         CallbackQueryHandler(rotation.move_button, pattern=f"^{RotationMove.PREFIX}:")
@@ -164,18 +186,22 @@ async def tell_admins_if_crl_failed(
     """A log line nobody reads does not stop the CRL from expiring: tell every admin."""
     if report.written and (report.reload is None or report.reload.ok):
         return
-    if not report.written:
-        detail = report.error or t(chat.CRL_NOT_WRITTEN)
-    else:
+
+    def describe() -> str:
+        if not report.written:
+            return report.error or t(chat.CRL_NOT_WRITTEN)
         assert report.reload is not None
-        detail = t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
-    log.error("%s CRL refresh failed: %s", when, detail)
-    text = t(chat.CRL_PROBLEM, when=t(when), detail=esc(detail[:500]))
+        return t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
+
+    with speaking("en"):  # the operator's log stays in English
+        log.error("%s CRL refresh failed: %s", when, describe())
     for admin_id in sorted(service.policy.admin_ids):
+        with speaking(await app.bot_data[language.KEY].of(admin_id)):  # each admin's own
+            text = t(chat.CRL_PROBLEM, when=t(when), detail=esc(describe()[:500]))
         try:
             await with_retry(
-                lambda a=admin_id: app.bot.send_message(  # type: ignore[misc]
-                    a, text, parse_mode=ParseMode.HTML
+                lambda a=admin_id, said=text: app.bot.send_message(  # type: ignore[misc]
+                    a, said, parse_mode=ParseMode.HTML
                 ),
                 "CRL alert",
             )

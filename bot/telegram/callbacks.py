@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, Self, TypeVar, get_args
 
 from bot.core.models import Platform
+from bot.texts import SHIPPED
 
 MAX_BYTES = 64  # Telegram refuses longer callback_data
 SEPARATOR = ":"
-TELEGRAM_ID_MAX_DIGITS = 15
+TELEGRAM_ID_MAX_DIGITS = 16  # ids reach 2**52 (16 digits)
+TELEGRAM_ID_LIMIT = 2**53  # Telegram: ids fit a double exactly
 
 RequestAction = Literal["approve", "deny", "ok", "cancel"]
 _REQUEST_ACTIONS: frozenset[str] = frozenset(get_args(RequestAction))
@@ -74,7 +76,7 @@ def telegram_id(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > TELEGRAM_ID_MAX_DIGITS:
         return None
     value = int(text)
-    return value if value > 0 else None
+    return value if 0 < value < TELEGRAM_ID_LIMIT else None
 
 
 @_format
@@ -148,3 +150,50 @@ class RotationMove:
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
         return cls() if list(fields) == ["move"] else None
+
+
+@_format
+@dataclass(frozen=True)
+class LanguageChoice:
+    """``lang:<code>``: the presser's chat language, one of the shipped ones."""
+
+    PREFIX: ClassVar[str] = "lang"
+
+    language: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.language,)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 1 or fields[0] not in SHIPPED:
+            return None
+        return cls(fields[0])
+
+
+@_format
+@dataclass(frozen=True)
+class PinConfirm:
+    """``pinok:<token>``: a second admin confirms the uploaded CA an admin asked to send.
+    The token only names an open proposal; who may confirm is decided by who pressed."""
+
+    PREFIX: ClassVar[str] = "pinok"
+
+    token: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.token,)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 1 or len(fields[0]) != 16:
+            return None
+        if any(ch not in "0123456789abcdef" for ch in fields[0]):
+            return None
+        return cls(fields[0])

@@ -13,7 +13,7 @@ from datetime import datetime
 from html import escape
 
 from bot.core.models import Certificate, Person, PersonStatus, Platform
-from bot.texts import chat, t
+from bot.texts import chat, languages, t, trust
 
 STATUS = {
     None: chat.STATUS_UNKNOWN,
@@ -24,6 +24,9 @@ STATUS = {
 }
 PHONES = {Platform.IOS: chat.PHONE_IOS, Platform.ANDROID: chat.PHONE_ANDROID}
 STEPS = {Platform.IOS: chat.STEPS_IOS, Platform.ANDROID: chat.STEPS_ANDROID}
+STEPS_PUBLIC_CA = {
+    Platform.IOS: trust.STEPS_IOS_PUBLIC_CA, Platform.ANDROID: trust.STEPS_ANDROID_PUBLIC_CA
+}
 
 
 def esc(value: object) -> str:
@@ -50,6 +53,11 @@ def reason(text: str | None) -> str:
 def status_line(person: Person | None) -> str:
     template = STATUS[person.status if person else None]
     return t(template, username=esc(person.mqtt_username) if person else "")
+
+
+def status_word(status: PersonStatus) -> str:
+    """A person's status in the reader's language (admins' listings and button answers)."""
+    return t(languages.STATUS_WORDS[status.value])
 
 
 def phone(platform: Platform) -> str:
@@ -82,12 +90,14 @@ def config_link(host: str | None, port: int, username: str, device: str) -> str:
 
 
 def steps(
-    platform: Platform, *, ca: str, filename: str, host: str | None, port: int,
+    platform: Platform, *, ca: str | None, filename: str, host: str | None, port: int,
     username: str, device: str,
 ) -> str:
+    """``ca`` None: the broker's certificate is from a public CA; no trust step."""
+    template = STEPS[platform] if ca is not None else STEPS_PUBLIC_CA[platform]
     return t(
-        STEPS[platform],
-        ca=esc(ca), filename=esc(filename), host=esc(host or t(chat.HOST_UNKNOWN)), port=port,
+        template,
+        ca=esc(ca or ""), filename=esc(filename), host=esc(host or t(chat.HOST_UNKNOWN)), port=port,
         username=esc(username), device=esc(device),
         link=config_link(host, port, username, device),
     )
@@ -99,7 +109,7 @@ def person_row(person: Person, certs: list[Certificate]) -> str:
         if person.mqtt_username
         else ""
     )
-    lines = [t(chat.PERSON_ROW, who=who(person), status=person.status.value, username=name)]
+    lines = [t(chat.PERSON_ROW, who=who(person), status=status_word(person.status), username=name)]
     for cert in certs:
         lines.append(
             t(

@@ -156,7 +156,6 @@ REVOKE_DONE = N_("Revoked {who}: {count} certificate(s).")
 CRL_OK = N_("\nCRL rewritten ({entries} entries).")
 CRL_FAILED = N_("\n⚠️ {error}")
 RELOAD_FAILED = N_("\n⚠️ Broker reload failed: {detail}")
-RELOAD_OK = N_("\nBroker reloaded.")
 KICK_NONE = N_(
     "\nNote: Mosquitto keeps sessions that are already connected; this person's phone may "
     "stay connected until it disconnects (new connections are refused)."
@@ -182,10 +181,6 @@ REPIN_SUMMARY = N_(
 )
 REPIN_BLOCKED_LIST = N_(" ({names})")
 REPIN_NEW_PIN = N_("Pinned certificate set: {subject}\nSHA-256 {fingerprint}")
-PIN_CHANGED_BY = N_(
-    "🔐 {admin} changed the pinned certificate to {subject}\nSHA-256 {fingerprint}\n"
-    "If you did not expect this, check it before people install it."
-)
 PIN_HINT = N_("To make this certificate the pin, reply to the file with /repin.")
 PIN_TOO_LARGE = N_("That file is too large to be a certificate.")
 REPIN_TO_PERSON = N_(

@@ -25,7 +25,9 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import send_pin, with_retry
-from bot.texts import chat, t
+from bot.telegram.handlers.language import language_of
+from bot.telegram.handlers.trust import pin_upload
+from bot.texts import chat, speaking, t, trust
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,18 @@ def crl_summary(report: CrlReport, *, kicked_expected: bool) -> str:
         if report.written
         else t(chat.CRL_FAILED, error=render.esc(report.error))
     )
-    if report.reload is None or report.reload.ok:
-        reload = t(chat.RELOAD_OK) if report.reload and report.reload.detail else ""
+    if not report.written:
+        reload = ""
+    elif report.reload is None:
+        reload = t(trust.RELOAD_NOT_CONFIGURED)
+    elif report.reload.ok:
+        reload = t(trust.RELOAD_DONE)
     else:
         reload = t(chat.RELOAD_FAILED, detail=render.esc(report.reload.detail))
     if not kicked_expected:
         kick = ""
+    elif report.kick_skipped:
+        kick = t(trust.KICK_SKIPPED_NO_RELOAD)
     elif report.kick is None:
         kick = t(chat.KICK_NONE)
     elif report.kick.ok:
@@ -71,8 +79,10 @@ async def revoke(update: Update, context: Context) -> None:
         return
     done = t(chat.REVOKE_DONE, who=render.who(result.person), count=len(result.certificates))
     await reply(update, done + crl_summary(result.crl, kicked_expected=True))
-    why = render.reason(result.person.reason)
-    await tell_person(context, result.person, t(chat.REVOKED_PERSON, reason=why))
+    person = result.person
+    await tell_person(
+        context, person, lambda: t(chat.REVOKED_PERSON, reason=render.reason(person.reason))
+    )
 
 
 async def repin(update: Update, context: Context) -> None:
@@ -96,23 +106,21 @@ async def repin(update: Update, context: Context) -> None:
                 return
             file = await replied.document.get_file()
             data = bytes(await file.download_as_bytearray())
-            pin = await rt.service.set_pin(user.id, data[: MAX_PIN_UPLOAD + 1])
-            subject = render.esc(pin.subject)
-            await reply(
-                update, t(chat.REPIN_NEW_PIN, subject=subject, fingerprint=pin.fingerprint)
-            )
-            await _tell_other_admins(context, user.id, t(
-                chat.PIN_CHANGED_BY, admin=render.esc(user.full_name), subject=subject,
-                fingerprint=pin.fingerprint,
-            ))
+            uploaded = await pin_upload(update, context, user, data[: MAX_PIN_UPLOAD + 1])
+            if uploaded is None:
+                return  # waiting for a second admin, who sends it
+            pin = uploaded
         else:
-            pin = await rt.service.current_pin()
+            phone_pin = await rt.service.phone_pin()
+            if phone_pin is None:
+                await reply(update, t(trust.NO_PHONE_CA))
+                return
+            pin = phone_pin
         people = await rt.service.pin_recipients(user.id, pin)
     except PEOPLE_ERRORS as exc:
         await answer_user_error(update, exc)
         return
-    await reply(update, t(chat.REPIN_START, fingerprint=pin.fingerprint, count=len(people)))
-    context.application.create_task(_fan_out_pin(context, message.chat_id, pin, people))
+    await start_fan_out(context, message.chat_id, pin, people)
 
 
 async def send_rotation_cas(context: Context, chat_id: int) -> None:
@@ -122,13 +130,15 @@ async def send_rotation_cas(context: Context, chat_id: int) -> None:
     await send_both(context, chat_id)
 
 
-async def _tell_other_admins(context: Context, actor_id: int, text: str) -> None:
-    """Phones are told to trust the pin fully: every admin sees who changed it."""
-    for admin_id in sorted(runtime(context).service.policy.admin_ids - {actor_id}):
-        try:
-            await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.info("could not tell admin %s about the pin: %s", admin_id, type(exc).__name__)
+async def start_fan_out(
+    context: Context, admin_chat: int, pin: PinBundle, people: list[Person]
+) -> None:
+    """Say how many will get ``pin``, then send it in the background."""
+    await context.bot.send_message(
+        admin_chat, t(chat.REPIN_START, fingerprint=pin.fingerprint, count=len(people)),
+        parse_mode=ParseMode.HTML,
+    )
+    context.application.create_task(_fan_out_pin(context, admin_chat, pin, people))
 
 
 async def _fan_out_pin(
@@ -139,10 +149,11 @@ async def _fan_out_pin(
     blocked: list[str] = []
     for person in people:
         try:
-            await send_pin(
-                context.bot, person.telegram_id, pin.pem, pin.der, t(chat.REPIN_TO_PERSON)
-            )
-            await send_rotation_cas(context, person.telegram_id)
+            with speaking(await language_of(context, person.telegram_id)):
+                await send_pin(
+                    context.bot, person.telegram_id, pin.pem, pin.der, t(chat.REPIN_TO_PERSON)
+                )
+                await send_rotation_cas(context, person.telegram_id)
             ok += 1
         except Forbidden:
             blocked.append(person.mqtt_username or str(person.telegram_id))

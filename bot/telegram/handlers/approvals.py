@@ -6,6 +6,7 @@ Authority comes from who sent the update, never from its data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
@@ -27,15 +28,20 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import with_retry
-from bot.texts import chat, t
+from bot.telegram.handlers.language import language_of
+from bot.texts import chat, speaking, t
 
 log = logging.getLogger(__name__)
 
 ALERT_MAX = 190  # Telegram cuts button alerts at 200 characters
 
 
-async def tell_person(context: Context, person: Person, text: str) -> None:
-    """A decision about someone reaches them; a blocked bot is logged, not an error."""
+async def tell_person(context: Context, person: Person, text: str | Callable[[], str]) -> None:
+    """A decision about someone reaches them (``text`` built in their language when it is a
+    callable); a blocked bot is logged, not an error."""
+    if callable(text):
+        with speaking(await language_of(context, person.telegram_id)):
+            text = text()
     try:
         await with_retry(
             lambda: context.bot.send_message(person.telegram_id, text, parse_mode=ParseMode.HTML),
@@ -60,28 +66,33 @@ async def admin_command(
     return user, args
 
 
-async def _mark_decided(context: Context, person: Person, text: str) -> None:
-    """Every admin's copy of the request shows who decided."""
+async def _mark_decided(context: Context, person: Person, text: Callable[[], str]) -> None:
+    """Every admin's copy of the request shows who decided, in that admin's language."""
     notices = await runtime(context).service.take_request_notices(person.telegram_id)
     for chat_id, message_id in notices:
+        with speaking(await language_of(context, chat_id)):
+            said = text()
         try:
             await context.bot.edit_message_text(
-                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML
+                said, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML
             )
         except TelegramError:
             log.info("could not update an admin's copy of a request")
 
 
-async def _approve(context: Context, admin_id: int, admin_name: str, tid: int, name: str) -> str:
+async def _approve(
+    context: Context, admin_id: int, admin_name: str, tid: int, name: str,
+    expected: PersonStatus | None = None,
+) -> str:
     """Approve, tell the person and the other admins; the answer for the deciding admin."""
-    person = await runtime(context).service.approve(admin_id, tid, name)
+    person = await runtime(context).service.approve(admin_id, tid, name, expected=expected)
     username = render.esc(person.mqtt_username)
-    who = render.who(person)
-    await tell_person(context, person, t(chat.APPROVED_PERSON, username=username))
+    await tell_person(context, person, lambda: t(chat.APPROVED_PERSON, username=username))
     await _mark_decided(
-        context, person, t(chat.APPROVED_BY, admin=admin_name, who=who, username=username)
+        context, person,
+        lambda: t(chat.APPROVED_BY, admin=admin_name, who=render.who(person), username=username),
     )
-    return t(chat.APPROVED, who=who, username=username)
+    return t(chat.APPROVED, who=render.who(person), username=username)
 
 
 async def _deny(
@@ -89,11 +100,13 @@ async def _deny(
 ) -> str:
     """Deny, tell the person and the other admins; the answer for the deciding admin."""
     person = await runtime(context).service.deny(admin_id, tid, reason)
-    why = render.reason(person.reason)
-    await tell_person(context, person, t(chat.DENIED_PERSON, reason=why))
-    who = render.who(person)
-    await _mark_decided(context, person, t(chat.DENIED_BY, admin=admin_name, who=who))
-    return t(chat.DENIED, who=who)
+    await tell_person(
+        context, person, lambda: t(chat.DENIED_PERSON, reason=render.reason(person.reason))
+    )
+    await _mark_decided(
+        context, person, lambda: t(chat.DENIED_BY, admin=admin_name, who=render.who(person))
+    )
+    return t(chat.DENIED, who=render.who(person))
 
 
 async def approve(update: Update, context: Context) -> None:
@@ -143,7 +156,7 @@ async def request_button(update: Update, context: Context) -> None:
         person = await rt.service.status(tid)
         if person is None or person.status != PersonStatus.PENDING:
             # Buttons act on a pending request only; a later decision needs a command.
-            state = person.status.value if person else t(chat.REQUEST_STATE_UNKNOWN)
+            state = render.status_word(person.status) if person else t(chat.REQUEST_STATE_UNKNOWN)
             await answer_query(query, t(chat.REQUEST_DECIDED, status=state), show_alert=True)
             return
         if button.action == "approve":
@@ -154,7 +167,9 @@ async def request_button(update: Update, context: Context) -> None:
             await answer_query(query, t(chat.CANCELLED))
             return
         if button.action == "ok" and button.username is not None:
-            result = await _approve(context, admin.id, admin_name, tid, button.username)
+            result = await _approve(
+                context, admin.id, admin_name, tid, button.username, PersonStatus.PENDING
+            )
         else:
             result = await _deny(context, admin.id, admin_name, tid, None)
     except PEOPLE_ERRORS as exc:

@@ -210,14 +210,15 @@ async def _undelivered(
 
 async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> None:
     """The CA and the steps are not secret; a failure here is logged, not fatal."""
-    pin = await rt.service.current_pin()
+    pin = await rt.service.phone_pin()
     try:
-        await send_pin(bot, chat_id, pin.pem, pin.der)
+        if pin is not None:  # OTCERT_PHONE_CA=none: a public CA, nothing to trust
+            await send_pin(bot, chat_id, pin.pem, pin.der)
         await with_retry(
             lambda: bot.send_message(
                 chat_id,
                 render.steps(
-                    bundle.platform, ca=CA_FILENAME, filename=bundle.filename,
+                    bundle.platform, ca=CA_FILENAME if pin else None, filename=bundle.filename,
                     host=rt.mqtt_host, port=rt.mqtt_port, username=bundle.username,
                     device=bundle.device,
                 ),

@@ -23,7 +23,8 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
-from bot.texts import chat, t
+from bot.telegram.handlers.language import language_of
+from bot.texts import chat, languages, speaking, t
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def start(update: Update, context: Context) -> None:
 def _help(update: Update, context: Context) -> str:
     """The commands the sender may use (admins see theirs too)."""
     user = update.effective_user
-    text = t(chat.HELP_EVERYONE)
+    text = t(chat.HELP_EVERYONE) + "\n" + t(languages.HELP_LANGUAGE)
     if user is not None and runtime(context).service.is_admin(user.id):
         text += t(chat.HELP_ADMIN)
     return text
@@ -87,23 +88,26 @@ async def _notify_admins(context: Context, person: Person) -> None:
     first decision can be shown on all of them."""
     rt = runtime(context)
     tid = person.telegram_id
-    keyboard = InlineKeyboardMarkup(
-        [[
-            InlineKeyboardButton(
-                t(chat.BUTTON_APPROVE), callback_data=RequestAnswer("approve", tid).data()
-            ),
-            InlineKeyboardButton(
-                t(chat.BUTTON_DENY), callback_data=RequestAnswer("deny", tid).data()
-            ),
-        ]]
-    )
-    text = t(chat.ADMIN_NEW_REQUEST, who=render.who(person))
     sent: list[tuple[int, int]] = []
     for admin_id in sorted(rt.service.policy.admin_ids):
+        with speaking(await language_of(context, admin_id)):  # each admin reads their own
+            keyboard = InlineKeyboardMarkup(
+                [[
+                    InlineKeyboardButton(
+                        t(chat.BUTTON_APPROVE), callback_data=RequestAnswer("approve", tid).data()
+                    ),
+                    InlineKeyboardButton(
+                        t(chat.BUTTON_DENY), callback_data=RequestAnswer("deny", tid).data()
+                    ),
+                ]]
+            )
+            text = t(chat.ADMIN_NEW_REQUEST, who=render.who(person))
         try:
             message = await with_retry(
-                lambda admin_id=admin_id: context.bot.send_message(  # type: ignore[misc]
-                    admin_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                lambda admin_id=admin_id, text=text, keyboard=keyboard: (  # type: ignore[misc]
+                    context.bot.send_message(
+                        admin_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                    )
                 ),
                 "notify admin",
             )

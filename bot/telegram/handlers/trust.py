@@ -1,0 +1,130 @@
+"""/repin with an uploaded CA: set it when safe, else ask a second admin with a button.
+
+Authority comes from who pressed, never from the button's data: the token only names an open
+proposal, and the core refuses non-admins and the asker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot.core.models import Person
+from bot.core.results import PinBundle
+from bot.core.trust import PinDecision
+from bot.telegram import render
+from bot.telegram.callbacks import PinConfirm, parse
+from bot.telegram.handlers.common import (
+    PEOPLE_ERRORS,
+    Context,
+    answer_query,
+    reply,
+    runtime,
+)
+from bot.texts import chat, t
+from bot.texts import trust as texts
+
+log = logging.getLogger(__name__)
+ALERT_MAX = 190
+
+
+async def pin_upload(update: Update, context: Context, user: User, data: bytes) -> PinBundle | None:
+    """Judge an uploaded CA; the pin to fan out now, or None (waiting or refused: answered)."""
+    rt = runtime(context)
+    decision = await rt.service.pins.propose(user.id, data, actor_name=user.full_name)
+    subject = render.esc(decision.bundle.subject)
+    fingerprint = decision.bundle.fingerprint
+    admin = render.esc(user.full_name)
+    if decision.route == "confirm":
+        await _ask_other_admins(context, user, decision)
+        await reply(update, t(texts.PIN_WAITING, detail=render.esc(decision.why)))
+        return None
+    await reply(update, t(chat.REPIN_NEW_PIN, subject=subject, fingerprint=fingerprint))
+    text = t(texts.PIN_SET_BY, admin=admin, subject=subject, fingerprint=fingerprint,
+             why=render.esc(decision.why))
+    await _tell_admins(context, rt.service.policy.admin_ids - {user.id}, text)
+    return decision.bundle
+
+
+async def _ask_other_admins(context: Context, user: User, decision: PinDecision) -> None:
+    assert decision.proposal is not None
+    text = t(
+        texts.PIN_NEEDS_SECOND_ADMIN, admin=render.esc(user.full_name),
+        subject=render.esc(decision.bundle.subject), fingerprint=decision.bundle.fingerprint,
+        detail=render.esc(decision.why),
+    )
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(
+        t(texts.BUTTON_CONFIRM_PIN), callback_data=PinConfirm(decision.proposal.token).data()
+    )]])
+    for admin_id in sorted(runtime(context).service.policy.admin_ids - {user.id}):
+        try:
+            await context.bot.send_message(
+                admin_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+            )
+        except TelegramError as exc:
+            log.info("could not ask admin %s to confirm a pin: %s", admin_id, type(exc).__name__)
+
+
+async def _tell_admins(context: Context, admin_ids: frozenset[int], text: str) -> None:
+    for admin_id in sorted(admin_ids):
+        try:
+            await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.info("could not tell admin %s about the pin: %s", admin_id, type(exc).__name__)
+
+
+async def confirm_button(update: Update, context: Context) -> None:
+    """A :class:`PinConfirm` pressed: a second admin sends the CA to everyone."""
+    query = update.callback_query
+    if query is None:
+        return
+    rt = runtime(context)
+    presser = query.from_user
+    if not rt.service.is_admin(presser.id):
+        await answer_query(query, t(chat.NOT_ADMIN), show_alert=True)
+        return
+    button = parse(query.data)
+    if not isinstance(button, PinConfirm):
+        await answer_query(query, t(chat.BUTTON_STALE))
+        return
+    try:
+        proposal = await rt.service.pins.confirm(presser.id, button.token)
+        people = await rt.service.pin_recipients(presser.id, proposal.bundle)
+    except PEOPLE_ERRORS as exc:
+        await answer_query(query, render.error_text(exc)[:ALERT_MAX], show_alert=True)
+        return
+    await answer_query(query, t(chat.DONE))
+    text = t(
+        texts.PIN_CONFIRMED_BY, confirmer=render.esc(presser.full_name),
+        admin=render.esc(proposal.asker_name or str(proposal.asker_id)),
+        subject=render.esc(proposal.bundle.subject),
+        fingerprint=proposal.bundle.fingerprint,
+    )
+    await _tell_admins(context, rt.service.policy.admin_ids, text)
+    from bot.telegram.handlers.admin import start_fan_out
+
+    message = query.message
+    chat_id = message.chat.id if message is not None else presser.id
+    await start_fan_out(context, chat_id, proposal.bundle, people)
+
+
+async def tell_admins_limit(
+    bot: Bot, admin_ids: frozenset[int], person: Person, limit: int
+) -> None:
+    """Someone hit the daily cap (once per person and window): every admin hears of it."""
+    text = t(texts.DAILY_LIMIT_ADMINS, who=render.who(person), limit=limit)
+    for admin_id in sorted(admin_ids):
+        try:
+            await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.info("could not tell admin %s about the cap: %s", admin_id, type(exc).__name__)
+
+
+async def sweep_undelivered_job(context: Context) -> None:
+    """JobQueue job: revoke certificates whose delivery never finished, minutes after issue."""
+    swept = await runtime(context).service.sweep_undelivered()
+    if swept:
+        log.warning("revoked %d certificate(s) left undelivered", swept)
