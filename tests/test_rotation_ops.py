@@ -131,3 +131,28 @@ def test_backup_after_finish_keeps_the_retired_ca(
     assert len(retired) == 1 and (retired[0].parent / "ca.key").stat().st_mode & 0o077 == 0
     assert [fingerprint_sha256(c) for c in read_bundle(settings.effective_ca_bundle_path)] == [
         upcoming]
+
+
+def test_server_cert_during_a_rotation_comes_from_the_next_ca(
+    rotating: tuple[Settings, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, upcoming = rotating
+    out = tmp_path / "broker"
+    capsys.readouterr()
+    assert main(["server-cert", "--host", "mqtt.example.org", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "NEXT CA" in said and "must trust the next CA first" in said and upcoming in said
+    cert = x509.load_pem_x509_certificate((out / "server.crt").read_bytes())
+    next_ca = x509.load_pem_x509_certificate(_files(settings).next_cert.read_bytes())
+    cert.verify_directly_issued_by(next_ca)
+    assert (out / "ca.crt").read_bytes() == _files(settings).next_cert.read_bytes()
+
+    async def recorded() -> list[str | None]:
+        async with open_service(settings) as service:
+            return [c.issuer for c in await service.repo.service_certificates(active_only=True)
+                    if c.purpose == "broker-server"]
+
+    assert asyncio.run(recorded()) == [upcoming]
+    # The broker's certificate now depends on the next CA: abort would lock every phone out.
+    assert main(["ca", "rotate", "abort"]) == 1
+    assert "1 working certificates" in capsys.readouterr().err
