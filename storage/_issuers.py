@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage._common import RepositoryBase, require_text
+from storage._common import RepositoryBase, require_text, to_db
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +70,23 @@ class IssuerRepository(RepositoryBase):
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def record_rotation_offer(self, telegram_id: int, next_ca: str) -> bool:
+        """Remember that ``telegram_id`` was offered a certificate from ``next_ca`` (a restart
+        must not offer it again). False when it was already recorded."""
+        fp = require_text(next_ca, "next_ca", limit=200)
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                """INSERT OR IGNORE INTO rotation_offers (telegram_id, next_ca, offered_at)
+                   VALUES (?, ?, ?)""",
+                (int(telegram_id), fp, to_db(self._now())),
+            )
+            return cur.rowcount > 0
+
+    async def rotation_offered(self, next_ca: str) -> frozenset[int]:
+        """Who was already offered a certificate from ``next_ca``."""
+        async with self._db.reading() as conn, conn.execute(
+            "SELECT telegram_id FROM rotation_offers WHERE next_ca = ?", (next_ca,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return frozenset(int(r[0]) for r in rows)

@@ -193,6 +193,30 @@ class Rotation:
             return None
         return active[0] if active else None
 
+    async def offers_due(self) -> list[tuple[Person, Certificate]]:
+        """People who must move and were not yet offered it for this next CA (remembered in
+        the database, so a restart does not offer twice), with the certificate to replace."""
+        upcoming = self.authorities.next
+        if upcoming is None:
+            return []
+        offered = await self.service.repo.rotation_offered(upcoming.fingerprint_sha256)
+        due = []
+        for person in await self.not_moved():
+            if person.telegram_id in offered:
+                continue
+            old = await self.old_certificate(person.telegram_id)
+            if old is not None:
+                due.append((person, old))
+        return due
+
+    async def offered(self, telegram_id: int) -> None:
+        """The offer reached ``telegram_id`` (or never can: they blocked the bot)."""
+        upcoming = self.authorities.next
+        if upcoming is not None:
+            await self.service.repo.record_rotation_offer(
+                telegram_id, upcoming.fingerprint_sha256
+            )
+
     async def move(self, telegram_id: int) -> IssuedBundle:
         """One tap: a certificate from the next CA for the device on the old one (like a
         renewal, not bound to its window); the old certificate is superseded."""

@@ -264,7 +264,10 @@ class Service:
     # --- pins -------------------------------------------------------------------------
     async def current_pin(self) -> PinBundle:
         pin = await self.repo.current_pin()
-        cert = load_certificate(pin.der) if pin is not None else self.ca.certificate
+        # Not self.ca: during a CA rotation that is the next CA, which the broker's server
+        # certificate may not come from yet; phones verify the broker with the current one.
+        current = self.crl.authorities.current.certificate
+        cert = load_certificate(pin.der) if pin is not None else current
         return _pin_bundle(cert)
 
     async def phone_pin(self) -> PinBundle | None:

@@ -22,12 +22,12 @@ from bot.telegram.handlers.common import (
     runtime,
 )
 from bot.telegram.handlers.delivery import CA_FILENAME, issue_and_deliver, with_retry
-from bot.texts import chat, t
+from bot.telegram.handlers.language import language_of
+from bot.texts import chat, speaking, t
 from bot.texts import rotation as texts
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
-OFFERED = "rotation_offered"  # bot_data: (next CA fingerprint, telegram id) already offered
 
 
 def _rotation(context: Context) -> Rotation:
@@ -38,28 +38,21 @@ def _rotation(context: Context) -> Rotation:
 
 async def rotation_check_job(context: Context) -> None:
     """Adopt a rotation started or finished from the shell, then offer everyone who still
-    depends on the old CA their new certificate (once per rotation while the bot runs)."""
+    depends on the old CA their new certificate (once per rotation, also across restarts)."""
     rotation = _rotation(context)
     await rotation.sync()
-    upcoming = rotation.authorities.next
-    if upcoming is None:
-        return
-    offered: set[tuple[str, int]] = context.application.bot_data.setdefault(OFFERED, set())
-    fp = upcoming.fingerprint_sha256
-    for person in await rotation.not_moved():
-        if (fp, person.telegram_id) in offered:
-            continue
-        old = await rotation.old_certificate(person.telegram_id)
-        if old is None:
-            continue
+    due = await rotation.offers_due()
+    log.debug("rotation check: %d move offers due", len(due))
+    for person, old in due:
         try:
-            await send_move_offer(context, person.telegram_id, old.device)
+            with speaking(await language_of(context, person.telegram_id)):
+                await send_move_offer(context, person.telegram_id, old.device)
         except Forbidden:
             log.info("person %s blocked the bot; no move offer", person.telegram_id)
         except TelegramError as exc:
             log.info("move offer to %s failed: %s", person.telegram_id, type(exc).__name__)
-            continue
-        offered.add((fp, person.telegram_id))
+            continue  # tried again at the next check
+        await rotation.offered(person.telegram_id)
 
 
 async def send_move_offer(context: Context, chat_id: int, device: str) -> None:
