@@ -87,7 +87,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         log.info(
             "started as @%s; admins %s; data dir %s; CA %s; CRL %s; broker %s:%s",
             me.username, sorted(settings.admin_ids), settings.data_dir,
-            service.ca.fingerprint_sha256, settings.effective_crl_path,
+            " + ".join(service.crl.authorities.fingerprints), settings.effective_crl_path,
             settings.mqtt_host or "(unset)", settings.mqtt_port,
         )
         await language.register_commands(app.bot, PUBLIC_COMMANDS)
