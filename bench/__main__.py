@@ -13,7 +13,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # the repo root: pki, storage, bot, tests
 
-from bench import chat, crl, issuance, storage_bench  # noqa: E402
+from bench import chat, crl, issuance, lifecycle_bench, limits, storage_bench  # noqa: E402
 from bench.common import Results, Row, load_average, machine_info, text_table  # noqa: E402
 from bench.report import write_results_md  # noqa: E402
 
@@ -21,7 +21,9 @@ SECTIONS: dict[str, Callable[..., None]] = {
     "issuance": issuance.run,
     "crl": crl.run,
     "storage": storage_bench.run,
+    "lifecycle": lifecycle_bench.run,
     "chat": chat.run,  # also measures memory (same bot process)
+    "limits": limits.run,  # a burst under Telegram's 30 messages/s
 }
 
 

@@ -65,6 +65,9 @@ def _bot(tg: FakeTelegram, workdir: Path, **env: str) -> BotProcess:
         "OTCERT_ISSUE_COOLDOWN_SECONDS": "0", "OTCERT_MAX_DEVICES": "50",
         "OTCERT_LOG_LEVEL": "INFO",  # what operators run; DEBUG would add logging cost
         "OTCERT_KEY_POOL_SIZE": "64",  # the product default (the test harness uses 2)
+        # Side by side with an echo bot that sends unshaped: the flood limit is measured
+        # apart, against a fake that enforces it (bench/limits.py).
+        "OTCERT_TELEGRAM_SENDS_PER_SECOND": "0",
         **env,
     })
 

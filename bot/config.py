@@ -45,9 +45,11 @@ class Settings(BaseSettings):
     broker_admin_port: int | None = Field(default=None, ge=1, le=65535)
     broker_ca_file: Path | None = None
     ca_bundle_path: Path | None = None
-    lifecycle_check_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
     cert_days: int = Field(default=365, ge=1, le=3650)
     secret_ttl_seconds: int = Field(default=900, ge=10, le=86400)
+    renew_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7, 1)
+    infra_reminder_days: Annotated[tuple[int, ...], NoDecode] = (60, 30, 7, 1)
+    lifecycle_check_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
 
     # Additions beyond INTERFACE.md.
     key_type: ClientKeyType = "rsa2048"
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
     # Issue 14 (INTERFACE.md): a daily cap per person; what phones are sent to trust.
     max_issues_per_day: int = Field(default=5, ge=1, le=1000)
     phone_ca: str = "bot"
+    # Most messages the bot starts sending in one second (Telegram's flood limit is ~30);
+    # 0 turns the limiter off (a local Bot API server, or a bot with paid higher limits).
+    telegram_sends_per_second: int = Field(default=30, ge=0, le=1000)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -79,6 +84,22 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "OTCERT_ADMIN_IDS must be comma-separated numeric Telegram user ids"
                 ) from None
+        return value
+
+    @field_validator("renew_reminder_days", "infra_reminder_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        """``30,7,1``: whole days, 1 to 3650, each once, largest first."""
+        if isinstance(value, str):
+            try:
+                value = [int(p) for p in value.replace(";", ",").split(",") if p.strip()]
+            except ValueError:
+                raise ValueError("must be comma-separated whole numbers of days") from None
+        if isinstance(value, list | tuple | set | frozenset):
+            days = sorted({int(v) for v in value}, reverse=True)
+            if not days or any(not 1 <= d <= 3650 for d in days):
+                raise ValueError("needs at least one number of days, each from 1 to 3650")
+            return tuple(days)
         return value
 
     @field_validator("broker_reload_command", "mqtt_host", "broker_admin_host", mode="before")

@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from bot.broker import BrokerAdmin, ensure_admin_identity
+from cryptography import x509
+
+from bot.broker import ADMIN_CERT_NAME, BrokerAdmin, ensure_admin_identity
+from bot.broker.server_cert import fetch_server_certificate
 from bot.config import ConfigError, Settings
 from bot.core.authorities import (
     Authorities,
@@ -20,6 +23,7 @@ from bot.core.authorities import (
     load_authorities,
 )
 from bot.core.keypool import KeyPool
+from bot.core.lifecycle import Lifecycle
 from bot.core.own_certs import record_admin_identity
 from bot.core.rules import Policy
 from bot.core.service import Service
@@ -105,6 +109,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         phone_ca=settings.phone_ca,
         max_issues_per_day=settings.max_issues_per_day,
         data_dir=settings.data_dir,
+        renew_window_days=max(settings.renew_reminder_days),
     )
 
 
@@ -160,3 +165,26 @@ async def open_service(
         await keys.stop()
         await signer.stop()
         await db.close()
+
+
+def build_lifecycle(settings: Settings, service: Service) -> Lifecycle:
+    """The lifecycle use cases with this deployment's thresholds and infrastructure: the
+    broker-admin certificate file (when the kick uses one) and the broker's TLS handshake."""
+    probe = None
+    host = settings.mqtt_host
+    if host is not None:
+        async def probe() -> x509.Certificate | None:
+            return await asyncio.to_thread(
+                fetch_server_certificate, host, settings.mqtt_port,
+                broker_ca_file=settings.broker_ca_file, ca=service.ca,
+                bot_ca_file=settings.ca_cert_path,
+            )
+    admin_cert = settings.data_dir / ADMIN_CERT_NAME
+    return Lifecycle(
+        service,
+        reminder_days=settings.renew_reminder_days,
+        infra_days=settings.infra_reminder_days,
+        admin_cert_path=admin_cert if settings.broker_kick == "dynsec" else None,
+        server_probe=probe,
+        server_where=f"{host}:{settings.mqtt_port}",
+    )

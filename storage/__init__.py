@@ -1,5 +1,6 @@
 """Persistence for owntracks-cert-bot: one SQLite file, pydantic models at the boundary."""
 
+from storage._lifecycle import DueReminder, ExpiringCertificate
 from storage._service_certificates import (
     BROKER_ADMIN,
     BROKER_SERVER,
@@ -30,6 +31,8 @@ __all__ = [
     "CertStatus",
     "Certificate",
     "Database",
+    "DueReminder",
+    "ExpiringCertificate",
     "InvalidTransition",
     "NotFound",
     "Person",

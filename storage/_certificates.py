@@ -37,12 +37,14 @@ SUPERSEDED_REASON = "superseded"
 
 class CertificateRepository(RepositoryBase):
     async def record_issue(
-        self, cert: Certificate, *, actor: int | None = None
+        self, cert: Certificate, *, actor: int | None = None, renews: str | None = None
     ) -> list[Certificate]:
         """Store a freshly issued certificate; earlier active ones for the same device are
         superseded (and so enter the CRL). Returns those superseded ones.
 
-        ``actor`` defaults to the owner: /getcert is self-service.
+        ``actor`` defaults to the owner: /getcert is self-service. ``renews``: the serial of
+        the owner's active certificate for that device this one renews; it is linked, not
+        superseded, so it keeps working until its own expiry.
         """
         if not isinstance(cert, Certificate):
             raise TypeError("record_issue needs a storage.models.Certificate")
@@ -65,10 +67,13 @@ class CertificateRepository(RepositoryBase):
                     f"The certificate is for MQTT username '{cert.mqtt_username}' but "
                     f"{describe(person)} has '{person.mqtt_username}'."
                 )
+            renewed = "" if renews is None else _serial(renews)
+            if renews is not None:
+                await _check_renewable(conn, renewed, cert)
             superseded = await _end_active(
                 conn,
-                "telegram_id = ? AND device = ?",
-                (cert.telegram_id, cert.device),
+                "telegram_id = ? AND device = ? AND serial != ?",
+                (cert.telegram_id, cert.device, renewed),
                 status=CertStatus.SUPERSEDED,
                 at=now,
                 reason=SUPERSEDED_REASON,
@@ -87,6 +92,12 @@ class CertificateRepository(RepositoryBase):
                 raise StorageError(
                     f"A certificate with serial {cert.serial} is already recorded."
                 ) from exc
+            if renews is not None:
+                await conn.execute(
+                    "INSERT OR REPLACE INTO renewals (old_serial, new_serial, renewed_at) "
+                    "VALUES (?, ?, ?)",
+                    (renewed, cert.serial, to_db(now)),
+                )
             await write_audit(
                 conn, at=now, actor_id=who, action="issue", subject_id=cert.telegram_id,
                 details={
@@ -96,6 +107,7 @@ class CertificateRepository(RepositoryBase):
                     "fingerprint_sha256": cert.fingerprint_sha256,
                     "not_after": to_db(cert.not_after),
                     "superseded": [c.serial for c in superseded],
+                    **({"renews": renewed} if renews is not None else {}),
                 },
             )
             return superseded
@@ -286,6 +298,16 @@ async def _fetch_certificate(conn: aiosqlite.Connection, serial: str) -> Certifi
     async with conn.execute("SELECT * FROM certificates WHERE serial = ?", (serial,)) as cur:
         row = await cur.fetchone()
     return None if row is None else certificate_from_row(row)
+
+
+async def _check_renewable(conn: aiosqlite.Connection, serial: str, new: Certificate) -> None:
+    """Inside the recording transaction: the renewed certificate is the owner's, for the same
+    device, and still active (a revocation may have raced the signing)."""
+    old = await _fetch_certificate(conn, serial)
+    if (old is None or old.telegram_id != new.telegram_id or old.device != new.device
+            or old.status is not CertStatus.ACTIVE):
+        raise InvalidTransition(f"Certificate {serial} is not an active certificate of "
+                                f"this person for device '{new.device}'.")
 
 
 async def _end_active(

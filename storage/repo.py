@@ -7,6 +7,7 @@ from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
 from storage._issuers import IssuerRepository
 from storage._languages import LanguageRepository
+from storage._lifecycle import LifecycleRepository
 from storage._people import PeopleRepository
 from storage._service_certificates import ServiceCertificateRepository
 
@@ -18,6 +19,7 @@ class Repository(
     CertificateRepository,
     HousekeepingRepository,
     LanguageRepository,
+    LifecycleRepository,
     ServiceCertificateRepository,
     IssuerRepository,
 ):

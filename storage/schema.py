@@ -149,7 +149,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX service_certificates_purpose ON service_certificates (purpose, status)",
     ),
-    # 8 (issue 17): which CA issued each certificate (its SHA-256 fingerprint), people's and
+    # 8 (issue 13): certificate lifecycle. A renewal links the old certificate to its
+    #    successor: the old one stays active (valid, not in the CRL) until it expires, but
+    #    is no longer reminded.
+    #    Reminder marks: one row per subject (a certificate serial, or an infrastructure
+    #    certificate such as 'ca:<fingerprint>'), audience and threshold; claimed before the
+    #    message is sent, sent_at set after, so a crash costs at most one duplicate.
+    (
+        """CREATE TABLE renewals (
+            old_serial TEXT PRIMARY KEY,
+            new_serial TEXT NOT NULL,
+            renewed_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX renewals_new ON renewals (new_serial)",
+        """CREATE TABLE reminders (
+            subject    TEXT NOT NULL,
+            audience   TEXT NOT NULL CHECK (audience IN ('owner', 'admins')),
+            days       INTEGER NOT NULL,
+            claimed_at TEXT NOT NULL,
+            sent_at    TEXT,
+            outcome    TEXT,
+            PRIMARY KEY (subject, audience, days)
+        ) WITHOUT ROWID""",
+        # The smallest threshold already reminded to the owner, copied from the marks when a
+        # reminder is confirmed: the due query then filters inside this covering index
+        # instead of probing the marks for every certificate in the 30-day window.
+        "ALTER TABLE certificates ADD COLUMN reminded_below INTEGER",
+        """CREATE INDEX certificates_reminders ON certificates (status, not_after, reminded_below)
+           WHERE delivered_at IS NOT NULL""",
+    ),
+    # 9 (issue 17): which CA issued each certificate (its SHA-256 fingerprint), people's and
     #    the bot's own, so that during a CA rotation each CA's CRL lists only its own
     #    certificates. Rows from before stay NULL until the bot backfills them with the CA
     #    current at that time (SQL cannot know it). rotation_offers remembers who was already

@@ -8,10 +8,12 @@ All state is guarded by ``ApiState.cond``; aiohttp handlers run in the server's 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -63,6 +65,8 @@ class ApiState:
         # behaviour
         self.faults: list[Fault] = []
         self.blocked: set[int] = set()
+        self.send_limit: int | None = None  # sends per second before Telegram answers 429
+        self._send_times: collections.deque[float] = collections.deque()
         # the world as Telegram knows it
         self.chats: dict[int, Json] = {}
         self.messages: dict[tuple[int, int], Json] = {}  # every live message, people's too
@@ -185,9 +189,23 @@ class ApiState:
                 raise ApiError(404, "Not Found: method not found")
             if chat_id_of(params) in self.blocked:
                 raise ApiError(403, "Forbidden: bot was blocked by the user", fault="blocked")
+            if name.startswith("send"):
+                self._count_send()
             return 200, {"ok": True, "result": handler(params, files)}, None
         except ApiError as err:
             return err.status, err.payload(), err.fault
+
+    def _count_send(self) -> None:
+        """Telegram's flood limit: past ``send_limit`` sends in one second, 429 for a second."""
+        if self.send_limit is None:
+            return
+        now_s = time.monotonic()
+        while self._send_times and self._send_times[0] <= now_s - 1.0:
+            self._send_times.popleft()
+        if len(self._send_times) >= self.send_limit:
+            raise ApiError(429, "Too Many Requests: retry after 1", fault="rate_limit",
+                           parameters={"retry_after": 1})
+        self._send_times.append(now_s)
 
     def record(self, call: Call) -> None:
         with self.cond:

@@ -46,11 +46,17 @@ _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 class FakeTelegram:
     """The fake server plus thread-safe injection, recording and waiting for tests."""
 
-    def __init__(self, *, bot_id: int = 123456789, token: str | None = None) -> None:
+    def __init__(
+        self, *, bot_id: int = 123456789, token: str | None = None,
+        send_limit: int | None = None,
+    ) -> None:
+        """``send_limit``: answer 429 (retry_after 1) to sends beyond N in one second, as
+        Telegram does to a flooding bot; None (default) never limits."""
         self.bot_id = bot_id
         self.token = token or f"{bot_id}:AAH{secrets.token_urlsafe(24)}"
         self.port = 0
         self._state = ApiState(bot_id, self.token)
+        self._state.send_limit = send_limit
         self._cond = self._state.cond
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -285,6 +291,15 @@ class FakeTelegram:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(FAULT_KINDS)}")
         with self._cond:
             self._state.faults.append(Fault(method.lower(), kind, times, retry_after, chat_id))
+
+    def limit_sends(self, per_second: int | None) -> None:
+        """Change the flood limit (None: none) while the server runs."""
+        with self._cond:
+            self._state.send_limit = per_second
+
+    def rate_limited(self) -> list[Call]:
+        """Every call answered 429 by the send limit (not by an injected fault)."""
+        return [c for c in self.calls if c.fault == "rate_limit"]
 
     def clear_faults(self) -> None:
         with self._cond:

@@ -58,6 +58,7 @@ def test_healthy_deployment_is_all_ok(
     assert len(lines) >= 7
     assert all(line.startswith("OK") for line in lines), result.stdout
     assert "MQTT CONNECT accepted" in line_about(result.stdout, "broker")
+    assert "(90 days left)" in line_about(result.stdout, "broker cert")
     assert "No problems found." in result.stdout
     # The broker really saw the throw-away identity, and nothing of it was kept.
     assert broker.wait_for_log("otcert-doctor", after=offset)
@@ -169,3 +170,12 @@ def test_kick_path_checked_when_enabled(
     result = otcert("doctor", env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert line_about(result.stdout, "kick").startswith("FAIL")
+
+
+def test_broker_certificate_close_to_expiry_warns_and_names_the_fix(
+    tmp_path: Path, data_dir: Path, other_ca: CertificateAuthority, broker_factory: BrokerFactory
+) -> None:
+    broker = broker_factory(other_ca, crl_path=data_dir / "crl.pem", server_days=10)
+    result = otcert("doctor", env=broker_env(data_dir, broker), cwd=tmp_path)
+    line = line_about(result.stdout, "broker cert")
+    assert line.startswith("WARN") and "in 10 days" in line and "otcert server-cert" in line

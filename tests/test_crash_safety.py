@@ -142,6 +142,8 @@ def test_sigkill_at_random_moments_loses_nothing(
             "OTCERT_KEY_TYPE": "ec-p256",
             "OTCERT_SECRET_TTL_SECONDS": "10",
             "OTCERT_TELEGRAM_TIMEOUT_SECONDS": "2",
+            # Every trial re-issues for the same people: the daily cap is not under test here.
+            "OTCERT_MAX_ISSUES_PER_DAY": "1000",
         })
         db = bot.data_dir / "otcert.sqlite3"
         bot.start()

@@ -110,6 +110,8 @@ def test_the_crl_watcher_reloads_and_the_reload_command_waits_for_it(tmp_path: P
         os.rename(tmp_path / "crl" / "new", crl)  # as the bot writes it: a new inode
         done = subprocess.run(["sh", "-c", reload], timeout=15, check=False)
         assert done.returncode == 0
+        # The trap runs when the broker's current sleep ends: wait for it, then count.
+        assert wait_until(lambda: hups.exists() and "hup" in hups.read_text(), 5)
         assert hups.read_text().count("hup") == 1
         # Nothing new: the command gives up (a failed reload, told to the admins).
         (tmp_path / "ack" / "crl.ack").write_text("0\n")

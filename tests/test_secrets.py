@@ -59,7 +59,7 @@ def request(tg: FakeTelegram, person: FakeUser) -> int:
     return note.message_id
 
 
-def run_every_flow(tg: FakeTelegram, bot: BotProcess, other_ca: CertificateAuthority) -> str:
+def run_every_flow(tg: FakeTelegram, bot: BotProcess, own_ca: CertificateAuthority) -> str:
     """Every flow once; returns the error reference the forced internal error produced."""
     admin = tg.user(ADMIN_ID, "Admin")
     alice, bob, carol, dave = (fresh_person(tg, n) for n in ("Alice", "Bob", "Carol", "Dave"))
@@ -89,7 +89,8 @@ def run_every_flow(tg: FakeTelegram, bot: BotProcess, other_ca: CertificateAutho
         tg.send_text(admin, command)
         tg.wait_for(lambda m, b=before: len(tg.sent_messages(ADMIN_ID)) > b, 15)
         assert needle in text_of(tg.sent_messages(ADMIN_ID)[-1]), command
-    doc = tg.send_document(admin, "new-ca.crt", other_ca.certificate.public_bytes(
+    # The bot's own CA: a foreign one would wait for a second admin (tests/test_trust_repin.py).
+    doc = tg.send_document(admin, "new-ca.crt", own_ca.certificate.public_bytes(
         serialization.Encoding.PEM))
     tg.send_text(admin, "/repin", reply_to_message_id=doc)
     wait_text(tg, ADMIN_ID, "Re-pin done")
@@ -116,11 +117,11 @@ def run_every_flow(tg: FakeTelegram, bot: BotProcess, other_ca: CertificateAutho
 
 
 def test_no_secret_in_logs_admin_messages_or_database(
-    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority, other_ca: CertificateAuthority
+    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority
 ) -> None:
     bot = BotProcess(tg, tmp_path / "bot", ca=ca, env={"OTCERT_LOG_LEVEL": "DEBUG"})
     with bot:
-        ref = run_every_flow(tg, bot, other_ca)
+        ref = run_every_flow(tg, bot, ca)
         db_files = {p.name: p.read_bytes() for p in bot.data_dir.glob("otcert.sqlite3*")}
     db_files.update({p.name + " (stopped)": p.read_bytes()
                      for p in bot.data_dir.glob("otcert.sqlite3*")})

@@ -46,6 +46,7 @@ class Policy:
     phone_ca: str = "bot"
     max_issues_per_day: int = 5
     data_dir: Path | None = None  # where the cross-process locks live (issue 14)
+    renew_window_days: int = 30  # the largest of OTCERT_RENEW_REMINDER_DAYS
 
 
 @dataclass(frozen=True)

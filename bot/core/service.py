@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from bot.broker import BrokerOutcome, run_reload_command
-from bot.core import integrity, rules
+from bot.core import doors, integrity, lifecycle_rules, rules
 from bot.core.clock import utcnow
 from bot.core.crl import CrlPublisher
 from bot.core.errors import NotAllowed, UserError
@@ -26,6 +26,7 @@ from bot.core.results import CrlReport, IssuedBundle, Listing, PinBundle, Reques
 from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
 from bot.core.trust import PinGate
+from bot.texts import doors as doors_texts
 from bot.texts import errors as texts
 from bot.texts import trust as trust_texts
 from pki.authority import CertificateAuthority
@@ -108,6 +109,19 @@ class Service:
             telegram_id, name, by=actor_id or OPERATOR_ID, expected=expected
         )
 
+    async def add_without_telegram(self, actor_id: int | None, username: str) -> Person:
+        """A person who never opens Telegram (a Recorder, a relative's phone), approved at
+        once under ``username``; refused if the name is reserved or taken."""
+        self._require_admin(actor_id)
+        name = rules.approvable_username(username, self.policy.reserved_usernames)
+        if await self.repo.get_person_by_username(name) is not None:
+            raise UserError(doors_texts.USERNAME_TAKEN, name=name)
+        people = await self.repo.list_people()
+        new_id = doors.next_offline_id(p.telegram_id for p in people)
+        return await self.repo.approve(
+            new_id, name, by=actor_id or OPERATOR_ID, display_name=f"{name} (no Telegram)"
+        )
+
     async def deny(self, actor_id: int | None, telegram_id: int, reason: str | None) -> Person:
         self._require_admin(actor_id)
         return await self.repo.deny(
@@ -118,11 +132,20 @@ class Service:
         return await self.repo.set_platform(telegram_id, platform)
 
     # --- certificates -------------------------------------------------------------------
-    async def issue(self, telegram_id: int, device: str | None = None) -> IssuedBundle:
-        """Sign, pack and record a certificate; the caller delivers it."""
-        device_name = validate_device(device if device else rules.DEFAULT_DEVICE)
+    async def issue(
+        self, telegram_id: int, device: str | None = None, *, renews: str | None = None,
+        actor: int | None = None, platform: Platform | None = None,
+    ) -> IssuedBundle:
+        """Sign, pack and record a certificate; the caller delivers it. ``renews``: the serial
+        of the owner's certificate this one renews (same device, inside the renewal window);
+        it keeps working until its expiry. Renewals pass the same rules as /getcert.
+        ``actor`` is who asked (the person by default; ``OPERATOR_ID`` for ``otcert issue``),
+        ``platform`` overrides the person's remembered phone for this one certificate."""
+        device_name = "" if renews else validate_device(device if device else rules.DEFAULT_DEVICE)
         with self._one_issue_at_a_time(telegram_id):
-            grant = await self._grant(telegram_id, device_name)
+            if renews:
+                device_name = (await self._renewable(telegram_id, renews)).device
+            grant = await self._grant(telegram_id, device_name, platform)
             key = await self.keys.take()
             now = self._clock()
             passphrase = make_passphrase()
@@ -147,7 +170,9 @@ class Service:
                 status=CertStatus.ACTIVE,
                 issuer=fingerprint_sha256(self.signer.ca.certificate),
             )
-            replaced = await self.repo.record_issue(record, actor=telegram_id)
+            replaced = await self.repo.record_issue(
+                record, actor=telegram_id if actor is None else actor, renews=renews
+            )
         if replaced:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_SUPERSEDE)
         ext = "otrp" if grant.platform == Platform.IOS else "p12"
@@ -175,9 +200,13 @@ class Service:
         finally:
             self._issuing.discard(telegram_id)
 
-    async def _grant(self, telegram_id: int, device: str) -> rules.IssueGrant:
+    async def _grant(
+        self, telegram_id: int, device: str, platform: Platform | None = None
+    ) -> rules.IssueGrant:
         """Load the facts the issue rules need and ask them; raises when the answer is no."""
         person = await self.repo.get_person(telegram_id)
+        if person is not None and platform is not None:
+            person = person.model_copy(update={"platform": platform})
         every = await self.repo.certificates_for(telegram_id)
         try:
             return rules.may_issue(
@@ -205,6 +234,15 @@ class Service:
     async def _tell_crl(self, report: CrlReport, when: str) -> None:
         if self.crl_alert is not None:
             await self.crl_alert(report, when)
+
+    async def _renewable(self, telegram_id: int, serial: str) -> Certificate:
+        """The certificate ``telegram_id`` may renew now (raises the reason if none)."""
+        cert = await self.repo.get_certificate(serial)
+        renewed = cert is not None and bool(await self.repo.renewed_serials([cert.serial]))
+        return lifecycle_rules.check_renewable(
+            cert, telegram_id, renewed=renewed, window_days=self.policy.renew_window_days,
+            now=self._clock(),
+        )
 
     async def revoke_undelivered(self, serial: str) -> CrlReport:
         """A bundle that did not reach the person must not stay valid: retried, and what is
@@ -293,7 +331,10 @@ class Service:
     async def pin_recipients(self, actor_id: int | None, pin: PinBundle) -> list[Person]:
         """Everyone who must receive ``pin`` now; the re-pin itself is audited here."""
         self._require_admin(actor_id)
-        people = await self.repo.list_people(PersonStatus.APPROVED)
+        people = [
+            p for p in await self.repo.list_people(PersonStatus.APPROVED)
+            if doors.has_telegram(p.telegram_id)
+        ]
         await self.repo.add_audit(
             actor_id=actor_id or OPERATOR_ID, action="repin", subject_id=None,
             details={"fingerprint": pin.fingerprint, "recipients": len(people)},

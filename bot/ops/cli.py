@@ -17,6 +17,8 @@ from bot.config import ConfigError, load_settings
 from bot.core.errors import UserError
 from bot.ops.cli_certs import cmd_certs
 from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, Command
+from bot.ops.cli_issue import add_issue_parser, cmd_issue
+from bot.ops.cli_lifecycle import cmd_expiring, days_arg
 from bot.ops.cli_ops import (
     cmd_audit,
     cmd_backup,
@@ -97,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("doctor", cmd_doctor, "check settings, files, CA, CRL and the broker")
     certs = add("certs", cmd_certs, "every certificate the bot knows: people's and its own")
     certs.add_argument("--all", action="store_true", help="also revoked, superseded, expired")
+    expiring = add("expiring", cmd_expiring, "certificates (people's and the bot's own) that "
+                   "expire soon, soonest first")
+    expiring.add_argument("--days", type=days_arg, default=None,
+                          help="window in days (default: the largest reminder threshold)")
+    add_issue_parser(add("issue", cmd_issue, "a certificate for a device or person without "
+                                             "Telegram (the bot's rules, the operator as actor)"))
     return parser
 
 

@@ -56,11 +56,14 @@ def cmd_crl_write(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.core.clock import utcnow
+    from bot.core.lifecycle_rules import days_left
     from bot.wiring import open_service
 
     async def listing() -> int:
         async with open_service(settings) as service:
             rows = (await service.people_with_certificates(None)).rows
+        now = utcnow()
         if not rows:
             print("Nobody has talked to the bot yet.")
         for person, certs in rows:
@@ -70,7 +73,8 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
                   f"{' (' + person.platform.value + ')' if person.platform else ''}")
             for cert in certs:
                 print(f"{'':>14}{cert.device}: serial {cert.serial}, "
-                      f"until {cert.not_after:%Y-%m-%d}")
+                      f"until {cert.not_after:%Y-%m-%d} "
+                      f"({days_left(cert.not_after, now)} days left)")
         return EXIT_OK
 
     return asyncio.run(listing())

@@ -26,6 +26,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from bot.broker.server_cert import server_context as shared_server_context
 from bot.config import ConfigError, Settings
 from bot.core.clock import utcnow
 from pki.authority import CAError, CertificateAuthority
@@ -90,7 +91,11 @@ async def run_checks(settings: Settings) -> list[Finding]:
         findings.append(await check_phone_ca(settings))
     if settings.broker_kick == "dynsec" and ca is not None:
         findings.append(await check_kick(settings, ca))
-    return findings
+    from bot.ops.doctor_expiry import check_admin_expiry, check_server_expiry
+
+    expiry = [check_server_expiry(settings, ca) if ca is not None else None,
+              check_admin_expiry(settings)]
+    return findings + [f for f in expiry if f is not None]
 
 
 # ---- settings and files -----------------------------------------------------------------------
@@ -249,13 +254,7 @@ def doctor_identity(ca: CertificateAuthority) -> Iterator[tuple[Path, Path]]:
 
 def server_context(settings: Settings) -> ssl.SSLContext:
     """Verify the broker the way the bot does: OTCERT_BROKER_CA_FILE, else our CA + system."""
-    if settings.broker_ca_file is not None:
-        context = ssl.create_default_context(cafile=str(settings.broker_ca_file))
-    else:
-        context = ssl.create_default_context()
-        context.load_verify_locations(cafile=str(settings.ca_cert_path))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    return shared_server_context(settings.broker_ca_file, settings.ca_cert_path)
 
 
 def probe_broker(settings: Settings, ca: CertificateAuthority) -> Finding:

@@ -11,8 +11,17 @@ from pathlib import Path
 from bot.broker.chain import broker_verifies_with
 from bot.config import Settings
 from bot.ops.doctor import PROBE_TIMEOUT, Finding, fail, ok, warn
-from bot.texts import t
-from bot.texts import trust as texts
+
+# The operator reads these in a shell, in English, like every other doctor line.
+DOCTOR_PHONE_CA_FITS = "OTCERT_PHONE_CA={value} fits the broker at {where} ({detail})."
+DOCTOR_PHONE_CA_ADVICE = (
+    "OTCERT_PHONE_CA={value} does not fit the broker at {where} ({detail}); {advice}"
+)
+DOCTOR_PHONE_CA_USE = "set OTCERT_PHONE_CA={fits}."
+DOCTOR_PHONE_CA_NONE_FITS = (
+    "neither the bot's CA nor a public CA verifies it: set OTCERT_PHONE_CA to the PEM file "
+    "of the CA that signed the broker's certificate."
+)
 
 
 async def check_phone_ca(settings: Settings) -> Finding:
@@ -33,14 +42,14 @@ async def check_phone_ca(settings: Settings) -> Finding:
     except OSError as exc:
         return fail("phone CA", f"Cannot read the CA for OTCERT_PHONE_CA={current}: {exc}.")
     if outcome.ok:
-        return ok("phone CA", t(texts.DOCTOR_PHONE_CA_FITS, value=current, where=where,
+        return ok("phone CA", DOCTOR_PHONE_CA_FITS.format(value=current, where=where,
                                 detail=outcome.detail))
-    advice = t(texts.DOCTOR_PHONE_CA_NONE_FITS)
+    advice = DOCTOR_PHONE_CA_NONE_FITS
     for other in ("bot", "none"):
         if other != current and (await broker_verifies_with(
             host, port, anchor(other), timeout=PROBE_TIMEOUT
         )).ok:
-            advice = t(texts.DOCTOR_PHONE_CA_USE, fits=other)
+            advice = DOCTOR_PHONE_CA_USE.format(fits=other)
             break
-    return warn("phone CA", t(texts.DOCTOR_PHONE_CA_ADVICE, value=current, where=where,
+    return warn("phone CA", DOCTOR_PHONE_CA_ADVICE.format(value=current, where=where,
                               detail=outcome.detail, advice=advice))

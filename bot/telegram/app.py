@@ -28,10 +28,21 @@ from bot.telegram.callbacks import (
     LanguageChoice,
     PinConfirm,
     PlatformChoice,
+    RenewCertificate,
     RequestAnswer,
+    RevokeAsk,
+    RevokeConfirm,
     RotationMove,
 )
-from bot.telegram.handlers import admin, approvals, language, people, rotation, trust
+from bot.telegram.handlers import (
+    admin,
+    approvals,
+    language,
+    lifecycle,
+    people,
+    rotation,
+    trust,
+)
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -40,10 +51,12 @@ from bot.telegram.handlers.common import (
     throttle_updates,
 )
 from bot.telegram.handlers.delivery import delete_due_messages, with_retry
+from bot.telegram.limiter import SendLimiter
 from bot.telegram.polling import TolerantUpdatesRequest
 from bot.telegram.render import esc
 from bot.texts import chat, languages, set_default_language, speaking, t
-from bot.wiring import open_service
+from bot.texts import lifecycle as lifecycle_texts
+from bot.wiring import build_lifecycle, open_service
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +64,7 @@ PUBLIC_COMMANDS = [
     ("start", chat.COMMAND_START),
     ("request", chat.COMMAND_REQUEST),
     ("getcert", chat.COMMAND_GETCERT),
+    ("mycerts", lifecycle_texts.COMMAND_MYCERTS),
     ("help", chat.COMMAND_HELP),
     ("language", languages.COMMAND_LANGUAGE),
 ]
@@ -98,14 +112,20 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         every = settings.crl_refresh_seconds
         jobs.run_repeating(refresh_crl_job, interval=every, first=every, name="refresh-crl")
         jobs.run_repeating(trust.sweep_undelivered_job, interval=60, first=60, name="sweep")
+        app.bot_data["lifecycle"] = build_lifecycle(settings, service)
+        jobs.run_repeating(lifecycle.lifecycle_job, interval=settings.lifecycle_check_seconds,
+                           first=1, name="lifecycle")
         check = settings.lifecycle_check_seconds
         jobs.run_repeating(rotation.rotation_check_job, interval=check, first=1, name="rotation")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
 
+    builder = ApplicationBuilder()
+    if settings.telegram_sends_per_second:
+        builder = builder.rate_limiter(SendLimiter(settings.telegram_sends_per_second))
     app = (
-        ApplicationBuilder()
+        builder
         .token(token)
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
@@ -137,6 +157,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("pending", admin.pending),
         ("users", admin.users),
         ("language", language.language_command),
+        ("mycerts", lifecycle.mycerts),
+        ("renew", lifecycle.renew),
+        ("expiring", lifecycle.expiring),
         ("rotation", rotation.rotation_command),
     ]:
         app.add_handler(CommandHandler(name, callback))
@@ -152,6 +175,10 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(
         CallbackQueryHandler(trust.confirm_button, pattern=f"^{PinConfirm.PREFIX}:")
     )
+    app.add_handler(CallbackQueryHandler(
+        lifecycle.renew_pressed, pattern=f"^{RenewCertificate.PREFIX}:"))
+    app.add_handler(CallbackQueryHandler(
+        lifecycle.revoke_pressed, pattern=f"^({RevokeAsk.PREFIX}|{RevokeConfirm.PREFIX}):"))
     app.add_handler(
         CallbackQueryHandler(rotation.move_button, pattern=f"^{RotationMove.PREFIX}:")
     )

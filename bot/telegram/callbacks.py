@@ -197,3 +197,57 @@ class PinConfirm:
         if any(ch not in "0123456789abcdef" for ch in fields[0]):
             return None
         return cls(fields[0])
+
+
+SERIAL_MAX_HEX = 40  # X.509 serials are at most 20 bytes
+
+
+def _serial_field(text: str) -> str | None:
+    """A certificate serial as the bot writes it (lower-case hex, no leading zero)."""
+    ok = 0 < len(text) <= SERIAL_MAX_HEX and all(c in "0123456789abcdef" for c in text)
+    return text if ok and not text.startswith("0") else None
+
+
+@dataclass(frozen=True)
+class _SerialButton:
+    """A button naming one certificate; the service checks that it is the presser's."""
+
+    PREFIX: ClassVar[str]
+
+    serial: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.serial,)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 1 or _serial_field(fields[0]) is None:
+            return None
+        return cls(fields[0])
+
+
+@_format
+@dataclass(frozen=True)
+class RenewCertificate(_SerialButton):
+    """``rnw:<serial>``: renew this certificate (reminders and /mycerts)."""
+
+    PREFIX: ClassVar[str] = "rnw"
+
+
+@_format
+@dataclass(frozen=True)
+class RevokeAsk(_SerialButton):
+    """``rvk:<serial>``: the owner asks to revoke this certificate; a confirmation follows."""
+
+    PREFIX: ClassVar[str] = "rvk"
+
+
+@_format
+@dataclass(frozen=True)
+class RevokeConfirm(_SerialButton):
+    """``rvky:<serial>``: the owner confirmed revoking this certificate."""
+
+    PREFIX: ClassVar[str] = "rvky"

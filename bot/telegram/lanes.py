@@ -17,7 +17,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 SECRETS_LANE = 4
-EXTRAS_LANE = 2
+# Each extras delivery sends four messages one after the other, so with Telegram's limit
+# shaped by bot.telegram.limiter (which already puts them behind secrets and replies) two
+# lanes could not keep 30 sends a second busy once each answer takes more than ~70 ms.
+EXTRAS_LANE = 8
 EXTRAS_MAX_WAIT = 2.0  # seconds the extras yield to secrets before they go anyway
 
 

@@ -12,6 +12,7 @@ import urllib.parse
 from datetime import datetime
 from html import escape
 
+from bot.core import otrc
 from bot.core.models import Certificate, Person, PersonStatus, Platform
 from bot.texts import chat, languages, t, trust
 
@@ -74,16 +75,7 @@ def config_link(host: str | None, port: int, username: str, device: str) -> str:
     """An ``owntracks:///config?inline=`` link with connection settings, never a secret."""
     if not host:
         return ""
-    config = {
-        "_type": "configuration",
-        "mode": 0,
-        "host": host,
-        "port": port,
-        "tls": True,
-        "username": username,
-        "deviceId": device,
-        "tid": username[:2],
-    }
+    config = otrc.configuration(host=host, port=port, username=username, device=device)
     inline = base64.b64encode(json.dumps(config, separators=(",", ":")).encode()).decode()
     url = "owntracks:///config?inline=" + urllib.parse.quote(inline, safe="")
     return t(chat.CONFIG_LINK, url=esc(url))

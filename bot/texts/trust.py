@@ -82,14 +82,3 @@ NO_PHONE_CA = N_(
     "OTCERT_PHONE_CA is none: the broker's certificate comes from a public CA, so phones "
     "need no CA and there is nothing to send."
 )
-
-# --- otcert doctor -------------------------------------------------------------------------
-DOCTOR_PHONE_CA_FITS = N_("OTCERT_PHONE_CA={value} fits the broker at {where} ({detail}).")
-DOCTOR_PHONE_CA_ADVICE = N_(
-    "OTCERT_PHONE_CA={value} does not fit the broker at {where} ({detail}); {advice}"
-)
-DOCTOR_PHONE_CA_USE = N_("set OTCERT_PHONE_CA={fits}.")
-DOCTOR_PHONE_CA_NONE_FITS = N_(
-    "neither the bot's CA nor a public CA verifies it: set OTCERT_PHONE_CA to the PEM file "
-    "of the CA that signed the broker's certificate."
-)

@@ -72,8 +72,10 @@ class Broker:
         crl_path: Path | None = None,
         acl_lines: Sequence[str] = OWNTRACKS_ACL,
         extra_config: Sequence[str] = (),
+        server_days: int = 90,
     ) -> None:
         self.ca = ca
+        self.server_days = server_days
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = HOST
@@ -169,7 +171,7 @@ class Broker:
     def _write_tls_files(self) -> None:
         self.ca_path.write_bytes(self.ca.cert_pem)
         server_cert, server_key = self.ca.issue_server(
-            ["localhost"], [HOST], days=30, key_type="ec-p256"
+            ["localhost"], [HOST], days=self.server_days, key_type="ec-p256"
         )
         self.cert_path.write_bytes(certificate_pem(server_cert))
         write_private_file(self.key_path, private_key_pem(server_key))

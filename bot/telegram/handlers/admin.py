@@ -27,6 +27,7 @@ from bot.telegram.handlers.common import (
 from bot.telegram.handlers.delivery import send_pin, with_retry
 from bot.telegram.handlers.language import language_of
 from bot.telegram.handlers.trust import pin_upload
+from bot.telegram.limiter import Priority, send_priority
 from bot.texts import chat, speaking, t, trust
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ async def start_fan_out(
         admin_chat, t(chat.REPIN_START, fingerprint=pin.fingerprint, count=len(people)),
         parse_mode=ParseMode.HTML,
     )
-    context.application.create_task(_fan_out_pin(context, admin_chat, pin, people))
+    with send_priority(Priority.EXTRAS):  # the task copies this context
+        context.application.create_task(_fan_out_pin(context, admin_chat, pin, people))
 
 
 async def _fan_out_pin(

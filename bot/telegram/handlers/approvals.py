@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.core import doors
 from bot.core.models import Person, PersonStatus
 from bot.telegram import render
 from bot.telegram.callbacks import RequestAnswer, parse
@@ -38,7 +39,10 @@ ALERT_MAX = 190  # Telegram cuts button alerts at 200 characters
 
 async def tell_person(context: Context, person: Person, text: str | Callable[[], str]) -> None:
     """A decision about someone reaches them (``text`` built in their language when it is a
-    callable); a blocked bot is logged, not an error."""
+    callable); a blocked bot is logged, not an error. People added by ``otcert issue --new``
+    have no Telegram: nothing is sent to them."""
+    if not doors.has_telegram(person.telegram_id):
+        return
     if callable(text):
         with speaking(await language_of(context, person.telegram_id)):
             text = text()

@@ -23,13 +23,15 @@ from telegram.error import (
 )
 from telegram.ext import Application, ContextTypes
 
+from bot.core import otrc
 from bot.core.errors import PlatformNeeded
 from bot.core.models import Platform
 from bot.core.results import IssuedBundle
 from bot.telegram import render
 from bot.telegram.callbacks import PlatformChoice
 from bot.telegram.handlers.common import PEOPLE_ERRORS, Runtime, runtime
-from bot.texts import chat, errors, t
+from bot.telegram.limiter import Priority, send_priority
+from bot.texts import chat, doors, errors, t
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,7 +96,8 @@ def platform_keyboard(device: str) -> InlineKeyboardMarkup:
 
 
 async def issue_and_deliver(
-    context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None
+    context: ContextTypes.DEFAULT_TYPE, telegram_id: int, chat_id: int, device: str | None,
+    *, renews: str | None = None,
 ) -> None:
     """One at a time per person, from signing to the passphrase: a double-tapped /getcert or
     phone button must not issue a second certificate while the first is still on its way.
@@ -108,26 +111,32 @@ async def issue_and_deliver(
     rt.delivering.add(telegram_id)
     try:
         with rt.service.keys.paused():
-            bundle = await _issue_and_send_secrets(bot, rt, telegram_id, chat_id, device)
+            bundle = await _issue_and_send_secrets(
+                bot, rt, telegram_id, chat_id, device, renews=renews
+            )
     finally:
         rt.delivering.discard(telegram_id)
     if bundle is not None:
         async with rt.lanes.extras():
-            await _send_pin_and_steps(bot, rt, chat_id, bundle)
+            with send_priority(Priority.EXTRAS):
+                await _send_pin_and_steps(bot, rt, chat_id, bundle)
 
 
 async def _issue_and_send_secrets(
-    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None
+    bot: Bot, rt: Runtime, telegram_id: int, chat_id: int, device: str | None,
+    *, renews: str | None = None,
 ) -> IssuedBundle | None:
     """The issued bundle once its file and passphrase arrived; None if nothing (more) to do.
     Only issuing and the secrets hold a lane; a refusal or the phone question is sent after."""
     async with rt.lanes.secrets():
         try:
-            bundle = await rt.service.issue(telegram_id, device)
+            bundle = await rt.service.issue(telegram_id, device, renews=renews)
         except (PlatformNeeded, *PEOPLE_ERRORS) as exc:
             answer: Exception = exc
         else:
-            return bundle if await _send_secrets(bot, rt, chat_id, bundle) else None
+            with send_priority(Priority.SECRET):
+                delivered = await _send_secrets(bot, rt, chat_id, bundle)
+            return bundle if delivered else None
     if isinstance(answer, PlatformNeeded):
         keyboard = platform_keyboard(answer.device)
         await with_retry(
@@ -214,6 +223,8 @@ async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: Issue
     try:
         if pin is not None:  # OTCERT_PHONE_CA=none: a public CA, nothing to trust
             await send_pin(bot, chat_id, pin.pem, pin.der)
+        if rt.mqtt_host:  # the steps stay last: they say what to do with every file
+            await send_otrc(bot, rt, chat_id, bundle)
         await with_retry(
             lambda: bot.send_message(
                 chat_id,
@@ -229,6 +240,22 @@ async def _send_pin_and_steps(bot: Bot, rt: Runtime, chat_id: int, bundle: Issue
         )
     except TelegramError as exc:
         log.warning("CA or steps not delivered to a chat: %s", type(exc).__name__)
+
+
+async def send_otrc(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundle) -> None:
+    """The app's connection settings as ``<username>-<device>.otrc`` (never a secret)."""
+    assert rt.mqtt_host is not None
+    data = otrc.otrc_bytes(
+        host=rt.mqtt_host, port=rt.mqtt_port, username=bundle.username, device=bundle.device,
+        pkcs_filename=bundle.filename, platform=bundle.platform,
+    )
+    name = otrc.otrc_filename(bundle.username, bundle.device)
+    await with_retry(
+        lambda: bot.send_document(
+            chat_id, InputFile(data, filename=name), caption=t(doors.OTRC_CAPTION)
+        ),
+        "send config file",
+    )
 
 
 async def send_pin(

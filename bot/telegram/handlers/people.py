@@ -25,6 +25,7 @@ from bot.telegram.handlers.common import (
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
 from bot.telegram.handlers.language import language_of
 from bot.texts import chat, languages, speaking, t
+from bot.texts import lifecycle as lifecycle_texts
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,10 @@ async def start(update: Update, context: Context) -> None:
 def _help(update: Update, context: Context) -> str:
     """The commands the sender may use (admins see theirs too)."""
     user = update.effective_user
-    text = t(chat.HELP_EVERYONE) + "\n" + t(languages.HELP_LANGUAGE)
+    text = t(chat.HELP_EVERYONE) + t(lifecycle_texts.HELP_LIFECYCLE)
+    text += "\n" + t(languages.HELP_LANGUAGE)
     if user is not None and runtime(context).service.is_admin(user.id):
-        text += t(chat.HELP_ADMIN)
+        text += t(chat.HELP_ADMIN) + t(lifecycle_texts.HELP_ADMIN_LIFECYCLE)
     return text
 
 
