@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     broker_admin_host: str | None = None
     broker_admin_port: int | None = Field(default=None, ge=1, le=65535)
     broker_ca_file: Path | None = None
+    ca_bundle_path: Path | None = None
     cert_days: int = Field(default=365, ge=1, le=3650)
     secret_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     renew_reminder_days: Annotated[tuple[int, ...], NoDecode] = (30, 7, 1)
@@ -149,6 +150,13 @@ class Settings(BaseSettings):
     @property
     def effective_crl_path(self) -> Path:
         return self.crl_path if self.crl_path is not None else self.data_dir / "crl.pem"
+
+    @property
+    def effective_ca_bundle_path(self) -> Path:
+        """Mosquitto's ``cafile``: every CA whose clients the broker accepts."""
+        return self.ca_bundle_path if self.ca_bundle_path is not None else (
+            self.data_dir / "ca-bundle.pem"
+        )
 
     @property
     def ca_cert_path(self) -> Path:

@@ -16,6 +16,12 @@ from cryptography import x509
 from bot.broker import ADMIN_CERT_NAME, BrokerAdmin, ensure_admin_identity
 from bot.broker.server_cert import fetch_server_certificate
 from bot.config import ConfigError, Settings
+from bot.core.authorities import (
+    Authorities,
+    AuthorityFiles,
+    complete_finish,
+    load_authorities,
+)
 from bot.core.keypool import KeyPool
 from bot.core.lifecycle import Lifecycle
 from bot.core.own_certs import record_admin_identity
@@ -97,6 +103,7 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         reload_command=settings.broker_reload_command,
         reserved_usernames=frozenset({settings.broker_admin_cn, *RESERVED_USERNAMES}),
         broker_admin=broker_admin,
+        ca_bundle_path=settings.effective_ca_bundle_path,
         mqtt_host=settings.mqtt_host,
         mqtt_port=settings.mqtt_port,
         phone_ca=settings.phone_ca,
@@ -104,6 +111,32 @@ def build_policy(settings: Settings, ca: CertificateAuthority) -> Policy:
         data_dir=settings.data_dir,
         renew_window_days=max(settings.renew_reminder_days),
     )
+
+
+def authority_files(settings: Settings) -> AuthorityFiles:
+    return AuthorityFiles(settings.data_dir, settings.ca_passphrase())
+
+
+def load_all_cas(settings: Settings, *, create: bool = False) -> Authorities:
+    """The current CA (made first with ``create``) and, during a rotation, the next one."""
+    files = authority_files(settings)
+    try:
+        complete_finish(files)  # a finish cut off half-way: ca.key may already be the new key
+        load_ca(settings, create=create)  # creates, checks and encrypts the current CA's files
+        return load_authorities(files)
+    except CAError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def attach_rotation(service: Service, files: AuthorityFiles, cas: Authorities) -> None:
+    """The rotation use cases; every CRL publish first adopts CA changes made elsewhere."""
+    from bot.core.rotation import Rotation
+
+    await service.repo.backfill_issuer(cas.current.fingerprint_sha256)
+    rotation = Rotation(service, files, cas)
+    await rotation.apply(cas)
+    service.rotation = rotation
+    service.crl.refresh = rotation.sync
 
 
 @asynccontextmanager
@@ -115,15 +148,16 @@ async def open_service(
     ``key_pool`` is for the long-running bot: keys made ahead of time and signing in worker
     processes. Short CLI commands skip both start-up costs."""
     ensure_data_dir(settings.data_dir)
-    ca = await asyncio.to_thread(load_ca, settings, create=create_ca)
-    policy = await asyncio.to_thread(build_policy, settings, ca)
+    cas = await asyncio.to_thread(load_all_cas, settings, create=create_ca)
+    policy = await asyncio.to_thread(build_policy, settings, cas.current)
     db = await Database.open(settings.database_path)
     keys = KeyPool(settings.key_type, settings.key_pool_size if key_pool else 0)
-    signer = Signer(ca, workers=settings.signing_workers if key_pool else 0)
+    signer = Signer(cas.issuer, workers=settings.signing_workers if key_pool else 0)
     try:
         keys.start()
         await signer.start()
-        service = Service(Repository(db), ca, policy, keys, signer=signer)
+        service = Service(Repository(db), cas.issuer, policy, keys, signer=signer)
+        await attach_rotation(service, authority_files(settings), cas)
         if await record_admin_identity(service, settings.data_dir):
             await service.refresh_crl()  # a replaced admin pair must stop working now
         yield service

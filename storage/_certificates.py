@@ -81,11 +81,12 @@ class CertificateRepository(RepositoryBase):
             try:
                 await conn.execute(
                     """INSERT INTO certificates (serial, telegram_id, mqtt_username, device,
-                           fingerprint_sha256, not_before, not_after, issued_at, status)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active')""",
+                           fingerprint_sha256, not_before, not_after, issued_at, status,
+                           issuer)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)""",
                     (cert.serial, cert.telegram_id, cert.mqtt_username, cert.device,
                      cert.fingerprint_sha256, to_db(cert.not_before), to_db(cert.not_after),
-                     to_db(cert.issued_at)),
+                     to_db(cert.issued_at), cert.issuer),
                 )
             except sqlite3.IntegrityError as exc:
                 raise StorageError(
@@ -235,8 +236,8 @@ class CertificateRepository(RepositoryBase):
     async def revoked_serials(self, now: datetime) -> list[RevokedSerial]:
         """The CRL's rows, as :meth:`crl_entries` but only the three columns it needs
         (30,000 full models took 1.5 s; the CRL is rebuilt on every revocation)."""
-        rows = await self._crl_rows("serial, revoked_at, revocation_reason", now)
-        return [RevokedSerial(r[0], from_db(r[1]) if r[1] else now, r[2]) for r in rows]
+        rows = await self._crl_rows("serial, revoked_at, revocation_reason, issuer", now)
+        return [RevokedSerial(r[0], from_db(r[1]) if r[1] else now, r[2], r[3]) for r in rows]
 
     async def _crl_rows(self, columns: str, now: datetime) -> list[aiosqlite.Row]:
         async with self._db.reading() as conn, conn.execute(

@@ -112,6 +112,7 @@ def certificate_from_row(row: aiosqlite.Row) -> Certificate:
         revoked_at=from_db_opt(row["revoked_at"]),
         revocation_reason=row["revocation_reason"],
         delivered_at=from_db_opt(row["delivered_at"]),
+        issuer=row["issuer"],
     )
 
 

@@ -52,6 +52,7 @@ class ServiceCertificate(_Frozen):
     status: CertStatus
     revoked_at: UtcDateTime | None = None
     revocation_reason: str | None = None
+    issuer: str | None = None  # SHA-256 fingerprint of the signing CA (issue 17)
 
 
 def _from_row(row: aiosqlite.Row) -> ServiceCertificate:
@@ -60,7 +61,7 @@ def _from_row(row: aiosqlite.Row) -> ServiceCertificate:
         fingerprint_sha256=row["fingerprint_sha256"], not_before=from_db(row["not_before"]),
         not_after=from_db(row["not_after"]), issued_at=from_db(row["issued_at"]),
         status=CertStatus(row["status"]), revoked_at=from_db_opt(row["revoked_at"]),
-        revocation_reason=row["revocation_reason"],
+        revocation_reason=row["revocation_reason"], issuer=row["issuer"],
     )
 
 
@@ -86,13 +87,13 @@ class ServiceCertificateRepository(RepositoryBase):
                 await conn.execute(
                     """INSERT INTO service_certificates (serial, purpose, subject,
                            fingerprint_sha256, not_before, not_after, issued_at, status,
-                           revoked_at, revocation_reason)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           revoked_at, revocation_reason, issuer)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (cert.serial, cert.purpose, cert.subject, cert.fingerprint_sha256,
                      to_db(cert.not_before), to_db(cert.not_after), to_db(cert.issued_at),
                      cert.status.value, to_db(cert.revoked_at or now)
                      if cert.status is not CertStatus.ACTIVE else None,
-                     cert.revocation_reason),
+                     cert.revocation_reason, cert.issuer),
                 )
             elif current.status is CertStatus.ACTIVE and cert.status is not CertStatus.ACTIVE:
                 await _end(conn, cert.serial, cert.status, now, cert.revocation_reason)
@@ -175,13 +176,13 @@ class ServiceCertificateRepository(RepositoryBase):
     async def revoked_service_serials(self, now: datetime) -> list[RevokedSerial]:
         """The bot's own ended certificates still valid at ``now``: they belong in the CRL."""
         async with self._db.reading() as conn, conn.execute(
-            """SELECT serial, revoked_at, revocation_reason FROM service_certificates
+            """SELECT serial, revoked_at, revocation_reason, issuer FROM service_certificates
                WHERE status IN ('revoked', 'superseded') AND not_after > ?
                ORDER BY revoked_at, serial""",
             (to_db(now),),
         ) as cur:
             rows = await cur.fetchall()
-        return [RevokedSerial(r[0], from_db(r[1]) if r[1] else now, r[2]) for r in rows]
+        return [RevokedSerial(r[0], from_db(r[1]) if r[1] else now, r[2], r[3]) for r in rows]
 
     async def crl_number(self) -> int:
         """The last CRL number handed out (0 before the first)."""

@@ -138,6 +138,7 @@ class Certificate(_Frozen):
     revoked_at: UtcDateTime | None = None
     revocation_reason: str | None = None
     delivered_at: UtcDateTime | None = None  # None: signed, but the passphrase not yet sent
+    issuer: str | None = None  # SHA-256 fingerprint of the issuing CA; None: not yet known
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class RevokedSerial:
     serial: str
     revoked_at: datetime
     reason: str | None
+    issuer: str | None = None  # fingerprint of the issuing CA (None: the current CA)
 
 
 class AuditEntry(_Frozen):

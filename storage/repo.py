@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from storage._certificates import CertificateRepository
 from storage._housekeeping import HousekeepingRepository
+from storage._issuers import IssuerRepository
 from storage._languages import LanguageRepository
 from storage._lifecycle import LifecycleRepository
 from storage._people import PeopleRepository
@@ -20,5 +21,6 @@ class Repository(
     LanguageRepository,
     LifecycleRepository,
     ServiceCertificateRepository,
+    IssuerRepository,
 ):
     """``Repository(db)``; an optional ``clock=`` (returning aware datetimes) serves tests."""

@@ -178,6 +178,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX certificates_reminders ON certificates (status, not_after, reminded_below)
            WHERE delivered_at IS NOT NULL""",
     ),
+    # 9 (issue 17): which CA issued each certificate (its SHA-256 fingerprint), people's and
+    #    the bot's own, so that during a CA rotation each CA's CRL lists only its own
+    #    certificates. Rows from before stay NULL until the bot backfills them with the CA
+    #    current at that time (SQL cannot know it). rotation_offers remembers who was already
+    #    offered a certificate from the next CA, so a restart does not offer it twice.
+    (
+        "ALTER TABLE certificates ADD COLUMN issuer TEXT",
+        "CREATE INDEX certificates_issuer ON certificates (issuer, status)",
+        "ALTER TABLE service_certificates ADD COLUMN issuer TEXT",
+        """CREATE TABLE rotation_offers (
+            telegram_id INTEGER NOT NULL,
+            next_ca     TEXT NOT NULL,
+            offered_at  TEXT NOT NULL,
+            PRIMARY KEY (telegram_id, next_ca)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,13 +6,18 @@ The lock is two-level: an asyncio lock orders this process, an flock on ``crl.lo
 data dir orders every process (bot, ``otcert revoke``, a cron'd ``otcert crl write``), held
 from reading the revoked serials to the rename and the reload, so an older snapshot can never
 be renamed over a newer one. CRL numbers grow past the number of the CRL already on disk.
+
+During a CA rotation the file holds one CRL per CA (each lists only what its CA issued) and
+the CA bundle (Mosquitto's ``cafile``) is written with it, in the order of :mod:`pki.trust`.
+The numbers come from one counter, so every CA's CRL number rises past every number on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -20,12 +25,14 @@ from cryptography import x509
 
 from bot.broker import BrokerOutcome, kick_sessions
 from bot.core import locks
+from bot.core.authorities import Authorities
 from bot.core.results import CrlReport
 from bot.core.rules import Policy
 from bot.texts import errors as texts
 from bot.texts import t
 from pki.authority import CertificateAuthority
 from pki.crl import CRLError, RevokedEntry, build_crl, write_crl
+from pki.trust import write_trust
 from storage import Repository
 
 log = logging.getLogger(__name__)
@@ -55,17 +62,21 @@ class CrlPublisher:
         self._clock = clock
         self._reload = reload
         self._lock = asyncio.Lock()
+        # The CAs whose CRLs go into the file (and, with a bundle path, into the bundle);
+        # ``refresh`` lets a running bot pick up a rotation started from the shell first.
+        self.authorities = Authorities(ca)
+        self.refresh: Callable[[], Awaitable[object]] | None = None
 
     async def publish(self, *, kick_username: str | None = None) -> CrlReport:
         """The order matters: a kicked client reconnects at once, so the broker must
         already have the new CRL."""
-        async with self._lock, locks.exclusive(self._lock_path()):
-            report = await self._write_locked(self._ca, self._policy.crl_path)
+        async with self.holding():
+            if self.refresh is not None:
+                await self.refresh()  # under the file lock: a rotation step is never half-seen
+            report = await self.write_and_reload(self.authorities)
             if not report.written:
                 return report
-            command = self._policy.reload_command
-            # None: no command ran, so nobody may read "reloaded" (issue 14).
-            reload = await self._reload(command) if command and command.strip() else None
+            reload = report.reload
         kick = None
         skipped = False
         if kick_username and self._policy.broker_admin is not None:
@@ -78,42 +89,77 @@ class CrlPublisher:
             True, report.entries, reload=reload, kick=kick, kick_skipped=skipped
         )
 
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """This process's lock and every process's (``crl.lock``): a CA rotation step holds
+        it while it changes the CA files and rewrites the CRL file and the bundle."""
+        async with self._lock, locks.exclusive(self._lock_path()):
+            yield
+
+    async def write_and_reload(self, authorities: Authorities) -> CrlReport:
+        """One CRL per accepted CA (and the bundle), then the reload; call with
+        :meth:`holding` held."""
+        report = await self._write_locked(authorities.accepted, self._policy.crl_path)
+        if not report.written:
+            return report
+        command = self._policy.reload_command
+        # None: no command ran, so nobody may read "reloaded" (issue 14).
+        reload = await self._reload(command) if command and command.strip() else None
+        return CrlReport(True, report.entries, reload=reload)
+
     def _lock_path(self) -> Path:
         if self._policy.data_dir is not None:
             return self._policy.data_dir / locks.CRL_LOCK_NAME
         crl_path = self._policy.crl_path
         return crl_path.with_name(crl_path.name + ".lock")
 
-    async def _write_locked(self, ca: CertificateAuthority, path: Path) -> CrlReport:
-        """Read, number, build, verify, rename: call with the file lock held. Parameterised
-        by the CA so a rotation can publish one CRL per CA."""
+    async def _write_locked(
+        self, cas: Sequence[CertificateAuthority], path: Path
+    ) -> CrlReport:
+        """Read, number, build, verify, rename: call with the file lock held. One CRL per
+        CA in ``cas``, each numbered past every CRL on disk."""
         now = self._clock()
         await self._repo.mark_expired(now)  # keeps views and device limits honest
-        entries = await self._revoked_entries(now)
+        by_issuer = await self._revoked_by_issuer(now)
+        wanted = {ca.fingerprint_sha256 for ca in cas}
+        count = sum(len(v) for k, v in by_issuer.items() if k in wanted)
         try:
             on_disk = await asyncio.to_thread(crl_number_on_disk, path)
-            number = await self._repo.next_crl_number_above(on_disk)
-            crl = await asyncio.to_thread(
-                build_crl, ca, entries, crl_number=number,
-                validity=self._policy.crl_validity, now=now,
+            pairs: list[tuple[x509.CertificateRevocationList, CertificateAuthority]] = []
+            numbers: list[int] = []
+            for ca in cas:
+                number = await self._repo.next_crl_number_above(on_disk)
+                numbers.append(number)
+                crl = await asyncio.to_thread(
+                    build_crl, ca, by_issuer.get(ca.fingerprint_sha256, []),
+                    crl_number=number, validity=self._policy.crl_validity, now=now,
+                )
+                pairs.append((crl, ca))
+            await asyncio.to_thread(
+                _write_if_newer, path, self._policy.ca_bundle_path, pairs, min(numbers)
             )
-            await asyncio.to_thread(_write_if_newer, path, crl, ca, number)
         except Exception as exc:
             log.exception("CRL write failed")
             error = t(texts.CRL_NOT_WRITTEN, error=exc)
-            return CrlReport(False, len(entries), error=error)
-        return CrlReport(True, len(entries))
+            return CrlReport(False, count, error=error)
+        return CrlReport(True, count)
 
-    async def _revoked_entries(self, now: datetime) -> list[RevokedEntry]:
+    async def _revoked_by_issuer(self, now: datetime) -> dict[str, list[RevokedEntry]]:
+        """Each CA's CRL lists only what it issued (people's and the bot's own
+        certificates); an unknown issuer (a row from before issuers were kept) is the
+        current CA."""
+        current = self.authorities.current.fingerprint_sha256
+        grouped: dict[str, list[RevokedEntry]] = {}
         revoked = await self._repo.revoked_serials(now)
-        return [
-            RevokedEntry(
-                serial=int(r.serial, 16),
-                revoked_at=r.revoked_at,
-                reason=_CRL_REASONS.get(r.reason or ""),
+        for r in [*revoked, *await self._repo.revoked_service_serials(now)]:
+            grouped.setdefault(r.issuer or current, []).append(
+                RevokedEntry(
+                    serial=int(r.serial, 16),
+                    revoked_at=r.revoked_at,
+                    reason=_CRL_REASONS.get(r.reason or ""),
+                )
             )
-            for r in [*revoked, *await self._repo.revoked_service_serials(now)]
-        ]
+        return grouped
 
 
 def crl_number_on_disk(path: Path) -> int:
@@ -134,10 +180,17 @@ def crl_number_on_disk(path: Path) -> int:
 
 
 def _write_if_newer(
-    path: Path, crl: x509.CertificateRevocationList, ca: CertificateAuthority, number: int
+    path: Path,
+    bundle: Path | None,
+    pairs: Sequence[tuple[x509.CertificateRevocationList, CertificateAuthority]],
+    lowest: int,
 ) -> None:
     """A CRL with a lower number never replaces a higher one (a writer that ignores the lock,
-    e.g. an older otcert, may have been faster)."""
-    if crl_number_on_disk(path) >= number:
-        raise CRLError(f"{path} already holds a CRL numbered {number} or higher; not replaced.")
-    write_crl(path, crl, ca.certificate)
+    e.g. an older otcert, may have been faster). ``lowest``: the smallest new number."""
+    if crl_number_on_disk(path) >= lowest:
+        raise CRLError(f"{path} already holds a CRL numbered {lowest} or higher; not replaced.")
+    if bundle is None and len(pairs) == 1:
+        crl, ca = pairs[0]
+        write_crl(path, crl, ca.certificate)
+        return
+    write_trust(bundle, path, [(crl, ca.certificate) for crl, ca in pairs])

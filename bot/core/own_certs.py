@@ -69,7 +69,8 @@ def subject_of(cert: x509.Certificate) -> str:
 
 
 def _record(
-    cert: x509.Certificate, purpose: str, now: datetime, status: CertStatus = CertStatus.ACTIVE
+    cert: x509.Certificate, purpose: str, now: datetime, status: CertStatus = CertStatus.ACTIVE,
+    *, issuer: str | None = None,
 ) -> ServiceCertificate:
     return ServiceCertificate(
         serial=format(cert.serial_number, "x"), purpose=purpose, subject=subject_of(cert),
@@ -77,15 +78,20 @@ def _record(
         not_after=cert.not_valid_after_utc, issued_at=min(now, cert.not_valid_after_utc),
         status=status, revoked_at=None if status is CertStatus.ACTIVE else now,
         revocation_reason=None if status is CertStatus.ACTIVE else "superseded",
+        issuer=issuer,
     )
 
 
-def _signed_by(service: Service, cert: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(service.ca.certificate)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+def issuer_of(service: Service, cert: x509.Certificate) -> str | None:
+    """The fingerprint of the accepted CA (during a rotation: old or next) that signed
+    ``cert``, or None when none of them did."""
+    for ca in service.crl.authorities.accepted:
+        try:
+            cert.verify_directly_issued_by(ca.certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca.fingerprint_sha256
+    return None
 
 
 async def record_admin_identity(service: Service, data_dir: Path) -> int:
@@ -94,15 +100,16 @@ async def record_admin_identity(service: Service, data_dir: Path) -> int:
     now = utc_now(service)
     ended = 0
     for old in await asyncio.to_thread(replaced_admin_certificates, data_dir):
-        if _signed_by(service, old):
-            superseded = _record(old, BROKER_ADMIN, now, CertStatus.SUPERSEDED)
+        if (issuer := issuer_of(service, old)) is not None:
+            superseded = _record(old, BROKER_ADMIN, now, CertStatus.SUPERSEDED, issuer=issuer)
             ended += await service.repo.record_service_certificate(superseded)
     try:
         current = x509.load_pem_x509_certificate((data_dir / ADMIN_CERT_NAME).read_bytes())
     except (OSError, ValueError):
         current = None
-    if current is not None and _signed_by(service, current):
-        record = _record(current, BROKER_ADMIN, now)
+    issuer = None if current is None else issuer_of(service, current)
+    if current is not None and issuer is not None:
+        record = _record(current, BROKER_ADMIN, now, issuer=issuer)
         await service.repo.record_service_certificate(record)
         ended += len(await service.repo.supersede_service_certificates(
             BROKER_ADMIN, keep=record.serial))
@@ -117,11 +124,12 @@ async def record_server_certificate(
     superseded and the CRL rewritten. Other server certificates (other hosts) stay."""
     now = utc_now(service)
     await service.repo.record_service_certificate(
-        _record(cert, BROKER_SERVER, now), by=OPERATOR_ID
+        _record(cert, BROKER_SERVER, now, issuer=issuer_of(service, cert)), by=OPERATOR_ID
     )
-    if replaced is None or not _signed_by(service, replaced):
+    old_issuer = None if replaced is None else issuer_of(service, replaced)
+    if replaced is None or old_issuer is None:
         return None
-    old = _record(replaced, BROKER_SERVER, now, CertStatus.SUPERSEDED)
+    old = _record(replaced, BROKER_SERVER, now, CertStatus.SUPERSEDED, issuer=old_issuer)
     if not await service.repo.record_service_certificate(old, by=OPERATOR_ID):
         return None
     return await service.refresh_crl()

@@ -39,6 +39,7 @@ class Policy:
     reload_command: str | None = None
     reserved_usernames: frozenset[str] = frozenset({"otcert-admin"})
     broker_admin: BrokerAdmin | None = None  # set when OTCERT_BROKER_KICK=dynsec
+    ca_bundle_path: Path | None = None  # Mosquitto's cafile, written with the CRL file
     # Issue 14: where phones connect (the /repin chain check), what they trust, a daily cap.
     mqtt_host: str | None = None
     mqtt_port: int = 8883

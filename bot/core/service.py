@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -44,6 +45,9 @@ from storage import (
     ScheduledDeletion,
 )
 
+if TYPE_CHECKING:
+    from bot.core.rotation import Rotation
+
 
 class Service:
     def __init__(
@@ -66,6 +70,7 @@ class Service:
         self._issuing: set[int] = set()
         self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
         self.pins = PinGate(repo, ca, policy, clock=clock)
+        self.rotation: Rotation | None = None  # CA rotation use cases, set by bot.wiring
 
     # --- who is who -------------------------------------------------------------------
     def is_admin(self, telegram_id: int) -> bool:
@@ -163,6 +168,7 @@ class Service:
                 not_after=cert.not_valid_after_utc,
                 issued_at=now,
                 status=CertStatus.ACTIVE,
+                issuer=fingerprint_sha256(self.signer.ca.certificate),
             )
             replaced = await self.repo.record_issue(
                 record, actor=telegram_id if actor is None else actor, renews=renews
@@ -296,7 +302,10 @@ class Service:
     # --- pins -------------------------------------------------------------------------
     async def current_pin(self) -> PinBundle:
         pin = await self.repo.current_pin()
-        cert = load_certificate(pin.der) if pin is not None else self.ca.certificate
+        # Not self.ca: during a CA rotation that is the next CA, which the broker's server
+        # certificate may not come from yet; phones verify the broker with the current one.
+        current = self.crl.authorities.current.certificate
+        cert = load_certificate(pin.der) if pin is not None else current
         return _pin_bundle(cert)
 
     async def phone_pin(self) -> PinBundle | None:

@@ -74,6 +74,8 @@ class PinGate:
         self._clock = clock
         self._probe = probe or _probe
         self._open: dict[str, PinProposal] = {}
+        # During a CA rotation the next CA is the bot's own too (set by bot.core.rotation).
+        self.own_cas: tuple[CertificateAuthority, ...] = (ca,)
 
     async def propose(self, actor_id: int, data: bytes, *, actor_name: str = "") -> PinDecision:
         """Pin ``data`` now when it is safe, else open a proposal (two admins) or refuse."""
@@ -81,7 +83,7 @@ class PinGate:
         # Off the loop: a hostile upload may hold a huge key that takes long to check.
         cert = await asyncio.to_thread(load_certificate, data, require_ca=True, now=self._clock())
         bundle = pin_bundle(cert)
-        if cert == self._ca.certificate:
+        if any(cert == own.certificate for own in self.own_cas):
             await self._set(bundle, actor_id, route="own", confirmer=None)
             return PinDecision("own", bundle, t(texts.PIN_IS_OWN_CA))
         where = f"{self._policy.mqtt_host}:{self._policy.mqtt_port}"

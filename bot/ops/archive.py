@@ -26,7 +26,15 @@ from cryptography import x509
 
 from bot.config import ConfigError, Settings
 from bot.core import locks
+from bot.core.authorities import AuthorityFiles, complete_finish
 from bot.core.clock import utcnow
+from bot.ops.archive_rotation import (
+    check_rotation_files,
+    is_private,
+    is_rotation_member,
+    restore_rotation_files,
+    rotation_files,
+)
 from bot.ops.restore_guard import carry_crl_facts, check_manifest, no_bot_running
 from pki.authority import CAError, CertificateAuthority
 from pki.files import PRIVATE_MODE, PUBLIC_MODE, write_private_file, write_public_file
@@ -60,20 +68,28 @@ async def create_backup(settings: Settings, dest: Path) -> BackupSummary:
                        (settings.ca_key_path, "CA key")):
         if not path.is_file():
             raise ConfigError(f"No {what} at {path}: nothing to back up (run `otcert init`?).")
-    try:
-        cert_pem = settings.ca_cert_path.read_bytes()
-        key_pem = settings.ca_key_path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the CA files: {exc.strerror} ({exc.filename}).") from None
-    with tempfile.TemporaryDirectory(prefix=".otcert-backup-", dir=dest.parent) as tmp:
-        snapshot = Path(tmp) / DB_MEMBER
-        db = await Database.open(settings.database_path)
+    # crl.lock: a CA rotation step holds it, so the CA files and the database are copied
+    # either before or after it, never half-way (issue 17).
+    async with locks.exclusive(settings.data_dir / locks.CRL_LOCK_NAME):
         try:
-            await db.backup(snapshot)
-            version = await db.schema_version()
-        finally:
-            await db.close()
-        contents = {DB_MEMBER: snapshot.read_bytes(), CERT_MEMBER: cert_pem, KEY_MEMBER: key_pem}
+            complete_finish(AuthorityFiles(settings.data_dir))  # a cut-off finish, as on load
+            cert_pem = settings.ca_cert_path.read_bytes()
+            key_pem = settings.ca_key_path.read_bytes()
+            extra = rotation_files(settings.data_dir)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot read the CA files: {exc.strerror} ({exc.filename})."
+            ) from None
+        with tempfile.TemporaryDirectory(prefix=".otcert-backup-", dir=dest.parent) as tmp:
+            snapshot = Path(tmp) / DB_MEMBER
+            db = await Database.open(settings.database_path)
+            try:
+                await db.backup(snapshot)
+                version = await db.schema_version()
+            finally:
+                await db.close()
+            contents = {DB_MEMBER: snapshot.read_bytes(), CERT_MEMBER: cert_pem,
+                        KEY_MEMBER: key_pem, **extra}
     fingerprint = _fingerprint(cert_pem)
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -98,7 +114,8 @@ def _pack(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), now
-            info.mode = PRIVATE_MODE if name in (KEY_MEMBER, DB_MEMBER) else PUBLIC_MODE
+            private = name in (KEY_MEMBER, DB_MEMBER) or is_private(name)
+            info.mode = PRIVATE_MODE if private else PUBLIC_MODE
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
@@ -126,7 +143,8 @@ def read_backup(path: Path, passphrase: bytes | None) -> Verified:
         with tarfile.open(path, mode="r:gz") as tar:
             files = {MANIFEST: b"", **{m: b"" for m in MEMBERS}}
             for member in tar.getmembers():
-                if member.name not in files or not member.isfile():
+                known = member.name in files or is_rotation_member(member.name)
+                if not known or not member.isfile():
                     raise ConfigError(
                         f"{path} is not an otcert backup: unexpected {member.name!r}."
                     )
@@ -149,9 +167,11 @@ def read_backup(path: Path, passphrase: bytes | None) -> Verified:
     if manifest["version"] != FORMAT_VERSION:
         raise ConfigError(f"{path} has backup format {manifest['version']}; this otcert "
                           f"reads format {FORMAT_VERSION}.")
-    for name in MEMBERS:
-        if hashlib.sha256(files[name]).hexdigest() != manifest["files"].get(name):
+    sums = manifest["files"] if isinstance(manifest["files"], dict) else {}
+    for name in {*MEMBERS, *files, *sums}:
+        if name not in files or hashlib.sha256(files[name]).hexdigest() != sums.get(name):
             raise ConfigError(f"{path} is damaged: {name} does not match its checksum.")
+    check_rotation_files(files, passphrase, path)
     try:
         ca = CertificateAuthority.from_pem(files[CERT_MEMBER], files[KEY_MEMBER], passphrase)
     except CAError as exc:
@@ -228,4 +248,6 @@ async def _restore_files(settings: Settings, verified: Verified) -> tuple[Verifi
     else:
         write_private_file(settings.ca_key_path, verified.files[KEY_MEMBER])
         write_public_file(settings.ca_cert_path, verified.files[CERT_MEMBER])
+    rotation = {k: v for k, v in verified.files.items() if is_rotation_member(k)}
+    restore_rotation_files(data_dir, rotation, passphrase)
     return verified, carried

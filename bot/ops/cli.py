@@ -29,6 +29,7 @@ from bot.ops.cli_ops import (
     cmd_run,
     cmd_users,
 )
+from bot.ops.cli_rotate import add_rotate_parser
 from bot.ops.cli_setup import (
     cmd_broker_admin_cert,
     cmd_ca_export,
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = add("export", cmd_ca_export, "print or write the CA certificate", ca_sub)
     export.add_argument("--der", action="store_true", help="DER instead of PEM (an .otre pin)")
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    add_rotate_parser(ca_sub)
     server = add("server-cert", cmd_server_cert, "key and certificate for Mosquitto, plus ca.crt")
     server.add_argument("--host", action="append", metavar="NAME", help="DNS name (repeatable)")
     server.add_argument("--ip", action="append", metavar="IP", help="IP address (repeatable)")

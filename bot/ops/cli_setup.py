@@ -126,7 +126,22 @@ def cmd_ca_show(settings: Settings, args: argparse.Namespace) -> int:
               f"{'encrypted' if encrypted else 'not encrypted'})")
     except OSError as exc:
         print(f"key file:    {settings.ca_key_path} ({exc.strerror})")
+    _show_rotation(settings)
     return EXIT_OK
+
+
+def _show_rotation(settings: Settings) -> None:
+    """The next CA while a rotation runs, and the archived ones (``ca show`` knows all)."""
+    from bot.core.authorities import ROTATING, archived_cas, read_state
+    from bot.wiring import authority_files
+
+    files = authority_files(settings)
+    print(f"bundle:      {settings.effective_ca_bundle_path} (Mosquitto's cafile)")
+    if read_state(files) == ROTATING:
+        next_fp = _fingerprint_of(files.next_cert) or "unreadable"
+        print(f"rotation:    under way; next CA {files.next_cert}, SHA-256 {next_fp}")
+    for path in archived_cas(files):
+        print(f"archived:    {path} (SHA-256 {_fingerprint_of(path) or 'unreadable'})")
 
 
 def cmd_ca_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -152,7 +167,7 @@ def cmd_ca_export(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_server_cert(settings: Settings, args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from bot.wiring import load_ca
+    from bot.wiring import load_all_cas
     from pki.authority import CAError
     from pki.bundle import private_key_pem
     from pki.files import write_private_file, write_public_file
@@ -161,7 +176,8 @@ def cmd_server_cert(settings: Settings, args: argparse.Namespace) -> int:
     cert_path, key_path = out / "server.crt", out / "server.key"
     if (cert_path.exists() or key_path.exists()) and not args.force:
         raise ConfigError(f"{out} already has server.crt/server.key; add --force to replace.")
-    ca = load_ca(settings)
+    cas = load_all_cas(settings)
+    ca = cas.issuer  # during a CA rotation: the next CA, like every new certificate
     replaced = _readable_certificate(cert_path)
     try:
         cert, key = ca.issue_server(args.host or [], args.ip or [], days=args.days)
@@ -173,8 +189,15 @@ def cmd_server_cert(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Wrote {key_path} (0600), {cert_path} (until {cert.not_valid_after_utc:%Y-%m-%d}, "
           f"serial {cert.serial_number:x}), {out / 'ca.crt'}")
     asyncio.run(_record_server(settings, cert, replaced))
-    print("For mosquitto.conf: cafile = ca.crt, certfile = server.crt, keyfile = server.key; "
-          "the key must be readable by the mosquitto user (e.g. chown root:mosquitto, chmod 640).")
+    print(f"For mosquitto.conf: cafile = {settings.effective_ca_bundle_path} (the bot keeps it "
+          "current), certfile = server.crt, keyfile = server.key; the key must be readable by "
+          "the mosquitto user (e.g. chown root:mosquitto, chmod 640).")
+    if cas.rotating:
+        print("A CA rotation is under way: this server certificate is signed by the NEXT CA "
+              f"(SHA-256 {ca.fingerprint_sha256}). Phones check the broker against the CA they "
+              "trust, so phones must trust the next CA first (it comes with their new "
+              "certificate, or with /repin): install this certificate on the broker only "
+              "when `otcert ca rotate status` shows nobody left on the old CA.")
     return EXIT_OK
 
 

@@ -73,6 +73,9 @@ async def run_checks(settings: Settings) -> list[Finding]:
     findings += ca_findings
     findings += await check_database(settings)
     findings += check_crl(settings, ca)
+    from bot.ops.doctor_rotation import check_trust_files, probe_next_ca
+
+    findings += check_trust_files(settings)
     findings.append(check_reload_command(settings))
     if settings.mqtt_host is None:
         findings.append(warn("broker", "OTCERT_MQTT_HOST is not set: the broker was not tested "
@@ -81,6 +84,8 @@ async def run_checks(settings: Settings) -> list[Finding]:
         findings.append(warn("broker", "Not tested: the probe needs a usable CA (see above)."))
     else:
         findings.append(probe_broker(settings, ca))
+        if (next_probe := probe_next_ca(settings)) is not None:
+            findings.append(next_probe)
         from bot.ops.doctor_trust import check_phone_ca
 
         findings.append(await check_phone_ca(settings))

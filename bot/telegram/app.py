@@ -32,8 +32,17 @@ from bot.telegram.callbacks import (
     RequestAnswer,
     RevokeAsk,
     RevokeConfirm,
+    RotationMove,
 )
-from bot.telegram.handlers import admin, approvals, language, lifecycle, people, trust
+from bot.telegram.handlers import (
+    admin,
+    approvals,
+    language,
+    lifecycle,
+    people,
+    rotation,
+    trust,
+)
 from bot.telegram.handlers.common import (
     Runtime,
     answer_query,
@@ -92,7 +101,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         log.info(
             "started as @%s; admins %s; data dir %s; CA %s; CRL %s; broker %s:%s",
             me.username, sorted(settings.admin_ids), settings.data_dir,
-            service.ca.fingerprint_sha256, settings.effective_crl_path,
+            " + ".join(service.crl.authorities.fingerprints), settings.effective_crl_path,
             settings.mqtt_host or "(unset)", settings.mqtt_port,
         )
         await language.register_commands(app.bot, PUBLIC_COMMANDS)
@@ -106,6 +115,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         app.bot_data["lifecycle"] = build_lifecycle(settings, service)
         jobs.run_repeating(lifecycle.lifecycle_job, interval=settings.lifecycle_check_seconds,
                            first=1, name="lifecycle")
+        check = settings.lifecycle_check_seconds
+        jobs.run_repeating(rotation.rotation_check_job, interval=check, first=1, name="rotation")
 
     async def post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await stack.aclose()
@@ -149,6 +160,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("mycerts", lifecycle.mycerts),
         ("renew", lifecycle.renew),
         ("expiring", lifecycle.expiring),
+        ("rotation", rotation.rotation_command),
     ]:
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(
@@ -167,6 +179,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         lifecycle.renew_pressed, pattern=f"^{RenewCertificate.PREFIX}:"))
     app.add_handler(CallbackQueryHandler(
         lifecycle.revoke_pressed, pattern=f"^({RevokeAsk.PREFIX}|{RevokeConfirm.PREFIX}):"))
+    app.add_handler(
+        CallbackQueryHandler(rotation.move_button, pattern=f"^{RotationMove.PREFIX}:")
+    )
     app.add_handler(CallbackQueryHandler(stale_button))
     app.add_handler(MessageHandler(filters.COMMAND, people.unknown_command))
     app.add_handler(

@@ -135,6 +135,25 @@ class PlatformChoice:
 
 @_format
 @dataclass(frozen=True)
+class RotationMove:
+    """``rot:move``: the presser asks for their certificate from the next CA. It names nobody,
+    so a forged copy can only ever move the presser themselves."""
+
+    PREFIX: ClassVar[str] = "rot"
+
+    def fields(self) -> tuple[str, ...]:
+        return ("move",)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        return cls() if list(fields) == ["move"] else None
+
+
+@_format
+@dataclass(frozen=True)
 class LanguageChoice:
     """``lang:<code>``: the presser's chat language, one of the shipped ones."""
 

@@ -124,6 +124,13 @@ async def repin(update: Update, context: Context) -> None:
     await start_fan_out(context, message.chat_id, pin, people)
 
 
+async def send_rotation_cas(context: Context, chat_id: int) -> None:
+    """Both CAs while a CA rotation runs (see :mod:`bot.telegram.handlers.rotation`)."""
+    from bot.telegram.handlers.rotation import send_rotation_cas as send_both
+
+    await send_both(context, chat_id)
+
+
 async def start_fan_out(
     context: Context, admin_chat: int, pin: PinBundle, people: list[Person]
 ) -> None:
@@ -148,6 +155,7 @@ async def _fan_out_pin(
                 await send_pin(
                     context.bot, person.telegram_id, pin.pem, pin.der, t(chat.REPIN_TO_PERSON)
                 )
+                await send_rotation_cas(context, person.telegram_id)
             ok += 1
         except Forbidden:
             blocked.append(person.mqtt_username or str(person.telegram_id))
