@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -139,6 +139,22 @@ async def attach_rotation(service: Service, files: AuthorityFiles, cas: Authorit
     service.crl.refresh = rotation.sync
 
 
+def _admin_identity_follower(
+    settings: Settings, service: Service
+) -> Callable[[CertificateAuthority], Awaitable[None]]:
+    """After a rotation's finish the old CA leaves the broker's bundle: the dynsec admin pair
+    it signed would be refused, so the next kick would fail until a restart. Re-make it."""
+
+    async def follow(ca: CertificateAuthority) -> None:
+        await asyncio.to_thread(
+            ensure_admin_identity, ca, settings.data_dir, settings.broker_admin_cn,
+            passphrase=settings.ca_passphrase(),
+        )
+        await record_admin_identity(service, settings.data_dir)
+
+    return follow
+
+
 @asynccontextmanager
 async def open_service(
     settings: Settings, *, create_ca: bool = False, key_pool: bool = False
@@ -158,6 +174,8 @@ async def open_service(
         await signer.start()
         service = Service(Repository(db), cas.issuer, policy, keys, signer=signer)
         await attach_rotation(service, authority_files(settings), cas)
+        if policy.broker_admin is not None and service.rotation is not None:
+            service.rotation.on_current_change = _admin_identity_follower(settings, service)
         if await record_admin_identity(service, settings.data_dir):
             await service.refresh_crl()  # a replaced admin pair must stop working now
         yield service

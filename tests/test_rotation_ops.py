@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,31 @@ def test_server_cert_during_a_rotation_comes_from_the_next_ca(
     # The broker's certificate now depends on the next CA: abort would lock every phone out.
     assert main(["ca", "rotate", "abort"]) == 1
     assert "1 working certificates" in capsys.readouterr().err
+
+
+def test_finish_remakes_the_dynsec_admin_pair_under_the_new_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old CA leaves the bundle at finish: an admin pair it signed would make every kick
+    fail until a restart, so the pair follows the CA and the old one is recorded ended."""
+    settings = _env(monkeypatch, tmp_path / "data")
+    monkeypatch.setenv("OTCERT_BROKER_KICK", "dynsec")
+    monkeypatch.setenv("OTCERT_BROKER_ADMIN_HOST", "127.0.0.1")
+    settings = Settings()
+    assert main(["init"]) == 0
+    admin_cert = settings.data_dir / "broker-admin.crt"
+    old = x509.load_pem_x509_certificate(admin_cert.read_bytes())
+    upcoming = _start(settings)
+    assert main(["ca", "rotate", "finish", "--force"]) == 0
+
+    new = x509.load_pem_x509_certificate(admin_cert.read_bytes())
+    assert new.serial_number != old.serial_number
+    new_ca = x509.load_pem_x509_certificate(settings.ca_cert_path.read_bytes())
+    assert fingerprint_sha256(new_ca) == upcoming
+    new.verify_directly_issued_by(new_ca)
+    with sqlite3.connect(settings.database_path) as db:
+        rows = dict(db.execute(
+            "SELECT serial, status FROM service_certificates WHERE purpose = 'broker-admin'"
+        ).fetchall())
+    assert rows[format(new.serial_number, "x")] == "active"
+    assert rows[format(old.serial_number, "x")] != "active"

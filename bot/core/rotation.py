@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +54,13 @@ class Rotation:
         self._token = files_ops.state_token(files)
         self._busy = False
         self._lock = asyncio.Lock()
+        # Set by the wiring when the bot has its own broker identity (the dynsec admin): it is
+        # signed by the current CA, so it must follow when a finish makes another CA current.
+        self.on_current_change: Callable[[CertificateAuthority], Awaitable[None]] | None = None
 
     # --- keeping the live objects on the right CA -----------------------------------------
     async def apply(self, authorities: Authorities) -> None:
+        before = self.authorities.current.fingerprint_sha256
         self.authorities = authorities
         self.service.ca = authorities.issuer
         self.service.crl.authorities = authorities
@@ -67,6 +72,9 @@ class Rotation:
                 await signer.stop()
                 await signer.start()
         self._token = files_ops.state_token(self.files)
+        current = authorities.current
+        if self.on_current_change is not None and current.fingerprint_sha256 != before:
+            await self.on_current_change(current)
 
     async def sync(self) -> bool:
         """Reload the CAs when their files changed (a rotation step from the shell)."""
