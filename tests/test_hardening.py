@@ -96,6 +96,7 @@ def test_the_crl_watcher_reloads_and_the_reload_command_waits_for_it(tmp_path: P
     (tmp_path / "crl").mkdir()
     crl = tmp_path / "crl" / "crl.pem"
     crl.write_text("first")
+    (tmp_path / "crl" / "ca-bundle.pem").write_text("bundle")  # the broker waits for both
     hups = tmp_path / "hups"
     fake_broker = f"sh -c 'trap \"echo hup >> {hups}\" HUP; while :; do sleep 0.1; done'"
     services = compose()["services"]
