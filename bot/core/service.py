@@ -22,6 +22,7 @@ from bot.core.clock import utcnow
 from bot.core.crl import CrlPublisher
 from bot.core.errors import NotAllowed, UserError
 from bot.core.keypool import KeyPool
+from bot.core.languages import Languages
 from bot.core.results import CrlReport, IssuedBundle, Listing, PinBundle, RequestOutcome, Revocation
 from bot.core.rules import Policy
 from bot.core.signer import Signer, SignRequest
@@ -62,6 +63,7 @@ class Service:
         reload: Callable[[str | None], Awaitable[BrokerOutcome]] = run_reload_command,
     ) -> None:
         self.repo = repo
+        self.languages = Languages(repo)  # who reads which language, cached
         self.ca = ca
         self.policy = policy
         self.keys = keys

@@ -136,5 +136,5 @@ async def register_commands(bot: Bot, menu: list[tuple[str, str]]) -> None:
 
 def install(bot_data: dict[Any, Any], service: Service, menu: list[tuple[str, str]]) -> None:
     """Put the language lookup (and the menu, for /language) where the handlers find it."""
-    bot_data[KEY] = Languages(service.repo)
+    bot_data[KEY] = service.languages
     bot_data[MENU] = menu
