@@ -152,7 +152,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     ]:
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(
-        CallbackQueryHandler(people.platform_button, pattern=f"^{PlatformChoice.PREFIX}:")
+        CallbackQueryHandler(people.platform_button, pattern=f"^r?{PlatformChoice.PREFIX}:")
     )
     app.add_handler(
         CallbackQueryHandler(approvals.request_button, pattern=f"^{RequestAnswer.PREFIX}:")
