@@ -81,7 +81,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             app, service, report, when
         )
         service.limit_alert = lambda person: trust.tell_admins_limit(
-            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day
+            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day,
+            app.bot_data[language.KEY].of,
         )
         leftovers = await service.revoke_unfinished_deliveries()
         if leftovers:
