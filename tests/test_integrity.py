@@ -238,3 +238,24 @@ async def test_sixteen_digit_telegram_ids_are_accepted(world: World) -> None:
     assert stored is not None and stored.telegram_id == BIG_ID
     with pytest.raises(ValueError, match="out of range"):
         await world.repo.get_person(2**63)
+
+
+async def test_a_crl_failure_is_kept_raw_and_worded_by_each_reader(world: World) -> None:
+    """Published while a Russian speaker acted: the report keeps the exception's text, the
+    admin alert speaks the admin's language and the CLI's English stays English."""
+    from bot.core.errors import UserError
+    from bot.telegram.handlers.admin import crl_error
+    from bot.texts import errors as error_texts
+    from bot.texts import speaking
+
+    world.crl.mkdir()
+    with speaking("ru"):
+        report = await world.service.refresh_crl()
+        refused = UserError(error_texts.CRL_NOT_WRITTEN, error="x")
+    assert not report.written and report.error is not None
+    assert report.error.isascii() and "CRL not written" not in report.error
+    assert str(refused) == "CRL not written: x"  # str() is English whoever was reading
+    with speaking("en"):
+        assert crl_error(report) == f"CRL not written: {report.error}"
+    with speaking("ru"):
+        assert not crl_error(report).startswith("CRL not written")

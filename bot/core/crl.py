@@ -22,8 +22,6 @@ from bot.broker import BrokerOutcome, kick_sessions
 from bot.core import locks
 from bot.core.results import CrlReport
 from bot.core.rules import Policy
-from bot.texts import errors as texts
-from bot.texts import t
 from pki.authority import CertificateAuthority
 from pki.crl import CRLError, RevokedEntry, build_crl, write_crl
 from storage import Repository
@@ -100,8 +98,8 @@ class CrlPublisher:
             await asyncio.to_thread(_write_if_newer, path, crl, ca, number)
         except Exception as exc:
             log.exception("CRL write failed")
-            error = t(texts.CRL_NOT_WRITTEN, error=exc)
-            return CrlReport(False, len(entries), error=error)
+            # The raw detail: each reader (an admin's chat, the CLI) words it in their language.
+            return CrlReport(False, len(entries), error=str(exc) or type(exc).__name__)
         return CrlReport(True, len(entries))
 
     async def _revoked_entries(self, now: datetime) -> list[RevokedEntry]:

@@ -202,7 +202,7 @@ async def tell_admins_if_crl_failed(
 
     def describe() -> str:
         if not report.written:
-            return report.error or t(chat.CRL_NOT_WRITTEN)
+            return admin.crl_error(report)
         assert report.reload is not None
         return t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
 
