@@ -259,3 +259,22 @@ async def test_a_crl_failure_is_kept_raw_and_worded_by_each_reader(world: World)
         assert crl_error(report) == f"CRL not written: {report.error}"
     with speaking("ru"):
         assert not crl_error(report).startswith("CRL not written")
+
+
+async def test_the_sweep_waits_for_a_delivery_in_flight_and_a_revoked_one_is_not_marked(
+    world: World,
+) -> None:
+    """A slow delivery (Telegram retries) is not revoked under it by the sweep; and one an
+    admin revoked meanwhile is reported back, not marked delivered."""
+    await world.person(2004, "dora")
+    slow = await world.service.issue(2004, "phone")
+    world.clock.advance(minutes=6)  # past the sweep's grace, still being sent
+    assert await world.service.sweep_undelivered() == 0
+    assert await world.service.confirm_delivery(slow.serial)
+    assert not await world.service.confirm_delivery(slow.serial)  # once
+    tablet = await world.service.issue(2004, "tablet")
+    await world.service.revoke(ADMIN, "dora", "lost")  # while the tablet's was on its way
+    assert not await world.service.confirm_delivery(tablet.serial)
+    stored = await world.repo.get_certificate(tablet.serial)
+    assert stored is not None and stored.delivered_at is None
+    assert stored.status is CertStatus.REVOKED

@@ -44,6 +44,8 @@ from storage import (
     ScheduledDeletion,
 )
 
+IN_FLIGHT_MAX = timedelta(hours=1)  # a delivery the sweep still waits for (crashed handler)
+
 
 class Service:
     def __init__(
@@ -64,6 +66,7 @@ class Service:
         self.signer = signer or Signer(ca)
         self._clock = clock
         self._issuing: set[int] = set()
+        self._delivering: dict[str, datetime] = {}  # serial -> issued: the sweep waits
         self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
         self.pins = PinGate(repo, ca, policy, clock=clock)
 
@@ -168,6 +171,7 @@ class Service:
                 record, actor=telegram_id if actor is None else actor, renews=renews
             )
             await self._remember_platform(telegram_id, grant.platform)
+            self._delivering[record.serial] = now
         if replaced:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_SUPERSEDE)
         ext = "otrp" if grant.platform == Platform.IOS else "p12"
@@ -249,6 +253,7 @@ class Service:
     async def revoke_undelivered(self, serial: str) -> CrlReport:
         """A bundle that did not reach the person must not stay valid: retried, and what is
         still left is caught by :meth:`sweep_undelivered`."""
+        self._delivering.pop(serial, None)  # the delivery is over: the sweep may take it
         await integrity.revoke_with_retry(self.repo, serial)
         report = await self.refresh_crl()
         await self._tell_crl(report, trust_texts.CRL_AFTER_UNDELIVERED)
@@ -256,17 +261,22 @@ class Service:
 
     async def sweep_undelivered(self) -> int:
         """Revoke certificates still undelivered a few minutes after issue (periodic job)."""
-        stale = integrity.stale_undelivered(
-            await self.repo.undelivered_certificates(), now=self._clock()
-        )
+        now = self._clock()
+        stale = [
+            c for c in integrity.stale_undelivered(
+                await self.repo.undelivered_certificates(), now=now)
+            if now - self._delivering.get(c.serial, now - IN_FLIGHT_MAX) >= IN_FLIGHT_MAX
+        ]
         done = [c for c in stale if await integrity.revoke_with_retry(self.repo, c.serial)]
         if done:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_UNDELIVERED)
         return len(done)
 
-    async def confirm_delivery(self, serial: str) -> None:
-        """File and passphrase both reached the person: the certificate is now in use."""
-        await self.repo.mark_delivered(serial)
+    async def confirm_delivery(self, serial: str) -> bool:
+        """File and passphrase both reached the person: the certificate is now in use. False
+        if it was revoked meanwhile (an admin, a lost-phone revocation): the person is told."""
+        self._delivering.pop(serial, None)
+        return await self.repo.mark_delivered(serial)
 
     async def revoke_unfinished_deliveries(self) -> int:
         """At start-up no delivery is in flight, so a certificate still undelivered was cut

@@ -199,7 +199,14 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
         await _undelivered(bot, rt, chat_id, bundle, file_message)
         return False
     await schedule_deletion(rt, secret_message)
-    await rt.service.confirm_delivery(bundle.serial)
+    if not await rt.service.confirm_delivery(bundle.serial):
+        log.warning("certificate %s was revoked while it was being delivered", bundle.serial)
+        notice = t(chat.REVOKED_WHILE_DELIVERED)
+        try:
+            await with_retry(lambda: bot.send_message(chat_id, notice), "revoked notice")
+        except TelegramError:
+            log.info("could not tell chat that the delivered certificate was revoked")
+        return False
     return True
 
 
