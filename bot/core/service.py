@@ -170,7 +170,8 @@ class Service:
             replaced = await self.repo.record_issue(
                 record, actor=telegram_id if actor is None else actor, renews=renews
             )
-            await self._remember_platform(telegram_id, grant.platform)
+            await self._remember_platform(telegram_id, grant.platform,
+                                          telegram_id if actor is None else actor)
             self._delivering[record.serial] = now
         if replaced:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_SUPERSEDE)
@@ -188,12 +189,12 @@ class Service:
             replaced=len(replaced),
         )
 
-    async def _remember_platform(self, telegram_id: int, platform: Platform) -> None:
+    async def _remember_platform(self, telegram_id: int, platform: Platform, by: int) -> None:
         """A person with no phone on record keeps the one their certificate was made for
         (``otcert issue --platform``), so its renewal needs no question that could lose it."""
         person = await self.repo.get_person(telegram_id)
         if person is not None and person.platform is None:
-            await self.repo.set_platform(telegram_id, platform)
+            await self.repo.set_platform(telegram_id, platform, by=by)
 
     @contextlib.contextmanager
     def _one_issue_at_a_time(self, telegram_id: int) -> Iterator[None]:
