@@ -247,3 +247,21 @@ def test_a_renewal_that_must_ask_for_the_phone_still_renews(
         rows = certificates(db, erin.id)
         assert rows[old_serial][0] == "active", rows
         assert len(rows) == 2 and renewed.document is not None
+
+
+def test_a_lost_phone_reaches_the_admins_in_their_language_even_if_the_owner_blocked_us(
+    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """A Russian-speaking owner revokes, then the reply to them fails (they blocked the bot):
+    the English admin still hears of it, in English."""
+    tg.user(ADMIN_ID, "Admin")
+    fedor = tg.user(2601, "Fedor", "fedor")
+    with BotProcess(tg, tmp_path / "bot", ca=ca, env=SHORT) as bot:
+        approve(tg, fedor, "fedor")
+        serial = unpack(*get_certificate(tg, fedor, "android"), ca, tmp_path / "f0")[0]
+        fedor = tg.user(2601, "Fedor", "fedor", language_code="ru")  # his app now says ru
+        tg.block(fedor.id)
+        tg.press_button(fedor, 1, f"rvky:{serial}")
+        notice = wait_text(tg, ADMIN_ID, "revoked their certificate for device", timeout=30)
+        assert "<b>phone</b>" in notice.text and serial in notice.text
+        assert certificates(bot.data_dir / "otcert.sqlite3", fedor.id)[serial][0] == "revoked"
