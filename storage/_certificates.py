@@ -248,15 +248,17 @@ class CertificateRepository(RepositoryBase):
         ) as cur:
             return list(await cur.fetchall())
 
-    async def mark_delivered(self, serial: str) -> None:
-        """The owner has the file and its passphrase; from now on the certificate is in use."""
+    async def mark_delivered(self, serial: str) -> bool:
+        """The owner has the file and its passphrase; from now on the certificate is in use.
+        False when it was not marked: already delivered, or no longer active (revoked while
+        it was on its way)."""
         key = _serial(serial)
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                """UPDATE certificates SET delivered_at = ?
-                   WHERE serial = ? AND delivered_at IS NULL""",
-                (to_db(self._now()), key),
-            )
+        async with self._db.transaction() as conn, conn.execute(
+            """UPDATE certificates SET delivered_at = ?
+               WHERE serial = ? AND delivered_at IS NULL AND status = 'active'""",
+            (to_db(self._now()), key),
+        ) as cur:
+            return cur.rowcount > 0
 
     async def undelivered_certificates(self) -> list[Certificate]:
         """Active certificates whose delivery never finished (only meaningful at start-up,

@@ -183,8 +183,11 @@ class PeopleRepository(RepositoryBase):
                               details={"reason": why})
             return await _reload(conn, telegram_id)
 
-    async def set_platform(self, telegram_id: int, platform: Platform) -> Person:
-        """Remember which phone the person uses, so /getcert asks only once."""
+    async def set_platform(
+        self, telegram_id: int, platform: Platform, *, by: int | None = None
+    ) -> Person:
+        """Remember which phone the person uses, so /getcert asks only once. ``by``: who
+        chose it when not the person (the operator's ``otcert issue --platform``)."""
         require_int(telegram_id, "telegram_id")
         chosen = Platform(platform)
         now = self._now()
@@ -196,7 +199,8 @@ class PeopleRepository(RepositoryBase):
                 "UPDATE people SET platform = ?, updated_at = ? WHERE telegram_id = ?",
                 (chosen.value, to_db(now), telegram_id),
             )
-            await write_audit(conn, at=now, actor_id=telegram_id, action="set_platform",
+            await write_audit(conn, at=now, actor_id=telegram_id if by is None else by,
+                              action="set_platform",
                               subject_id=telegram_id, details={"platform": chosen.value})
             return await _reload(conn, telegram_id)
 

@@ -215,3 +215,53 @@ def test_renewing_outside_the_window_is_refused_with_the_date(
         tg.send_text(dave, "/mycerts", chat_type="group")
         tg.wait_for(lambda m: "private chat" in m.text, 15)
         assert len(certificates(bot.data_dir / "otcert.sqlite3")) == 1
+
+
+def test_a_renewal_that_must_ask_for_the_phone_still_renews(
+    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """No phone on record (an older `otcert issue`): Renew asks which phone, and the answer
+    renews that certificate; the old one keeps working (it used to be replaced, i.e. revoked)."""
+    import sqlite3
+
+    erin = tg.user(2501, "Erin", "erin")
+    with BotProcess(tg, tmp_path / "bot", ca=ca, env=SHORT) as bot:
+        db = bot.data_dir / "otcert.sqlite3"
+        approve(tg, erin, "erin")
+        old_serial = unpack(*get_certificate(tg, erin, "android"), ca, tmp_path / "e0")[0]
+        conn = sqlite3.connect(db, timeout=10)
+        with conn:
+            conn.execute("UPDATE people SET platform = NULL WHERE telegram_id = ?", (erin.id,))
+        conn.close()
+        last = tg.sent_messages(erin.id)[-1].message_id
+        tg.send_text(erin, "/renew")
+        question = tg.wait_for(lambda m: m.message_id > last and "Which phone" in m.text, 20,
+                               chat_id=erin.id)
+        labels = dict(question.buttons)
+        assert [str(d) for d in labels.values()] == [f"rplat:ios:{old_serial}",
+                                                     f"rplat:android:{old_serial}"]
+        tg.press_button(erin, question.message_id, str(labels["Android"]))
+        renewed = tg.wait_for(lambda m: m.filename == "erin-phone.p12"
+                              and m.message_id > question.message_id, 30, chat_id=erin.id)
+        wait_text(tg, erin.id, "Passphrase for <code>erin-phone.p12</code>")
+        rows = certificates(db, erin.id)
+        assert rows[old_serial][0] == "active", rows
+        assert len(rows) == 2 and renewed.document is not None
+
+
+def test_a_lost_phone_reaches_the_admins_in_their_language_even_if_the_owner_blocked_us(
+    tg: FakeTelegram, tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """A Russian-speaking owner revokes, then the reply to them fails (they blocked the bot):
+    the English admin still hears of it, in English."""
+    tg.user(ADMIN_ID, "Admin")
+    fedor = tg.user(2601, "Fedor", "fedor")
+    with BotProcess(tg, tmp_path / "bot", ca=ca, env=SHORT) as bot:
+        approve(tg, fedor, "fedor")
+        serial = unpack(*get_certificate(tg, fedor, "android"), ca, tmp_path / "f0")[0]
+        fedor = tg.user(2601, "Fedor", "fedor", language_code="ru")  # his app now says ru
+        tg.block(fedor.id)
+        tg.press_button(fedor, 1, f"rvky:{serial}")
+        notice = wait_text(tg, ADMIN_ID, "revoked their certificate for device", timeout=30)
+        assert "<b>phone</b>" in notice.text and serial in notice.text
+        assert certificates(bot.data_dir / "otcert.sqlite3", fedor.id)[serial][0] == "revoked"

@@ -63,7 +63,9 @@ def test_new_person_pem_writes_cert_key_and_ca_and_is_recorded_as_the_operators(
     assert (out / "demo-phone.key").stat().st_mode & 0o777 == 0o600
     assert (out / "ca.crt").read_bytes() == (data_dir / "ca.crt").read_bytes()
     rows = audit_rows(data_dir)
-    assert [(a, act) for a, act, _ in rows] == [(0, "approve"), (0, "issue")]
+    # The phone the file was made for is remembered, so its renewal needs no question.
+    assert [(a, act) for a, act, _ in rows] == [(0, "approve"), (0, "issue"),
+                                                (0, "set_platform")]
     assert rows[0][2] <= NO_TELEGRAM_FIRST_ID  # an id no Telegram chat can have
 
 

@@ -238,3 +238,43 @@ async def test_sixteen_digit_telegram_ids_are_accepted(world: World) -> None:
     assert stored is not None and stored.telegram_id == BIG_ID
     with pytest.raises(ValueError, match="out of range"):
         await world.repo.get_person(2**63)
+
+
+async def test_a_crl_failure_is_kept_raw_and_worded_by_each_reader(world: World) -> None:
+    """Published while a Russian speaker acted: the report keeps the exception's text, the
+    admin alert speaks the admin's language and the CLI's English stays English."""
+    from bot.core.errors import UserError
+    from bot.telegram.handlers.admin import crl_error
+    from bot.texts import errors as error_texts
+    from bot.texts import speaking
+
+    world.crl.mkdir()
+    with speaking("ru"):
+        report = await world.service.refresh_crl()
+        refused = UserError(error_texts.CRL_NOT_WRITTEN, error="x")
+    assert not report.written and report.error is not None
+    assert report.error.isascii() and "CRL not written" not in report.error
+    assert str(refused) == "CRL not written: x"  # str() is English whoever was reading
+    with speaking("en"):
+        assert crl_error(report) == f"CRL not written: {report.error}"
+    with speaking("ru"):
+        assert not crl_error(report).startswith("CRL not written")
+
+
+async def test_the_sweep_waits_for_a_delivery_in_flight_and_a_revoked_one_is_not_marked(
+    world: World,
+) -> None:
+    """A slow delivery (Telegram retries) is not revoked under it by the sweep; and one an
+    admin revoked meanwhile is reported back, not marked delivered."""
+    await world.person(2004, "dora")
+    slow = await world.service.issue(2004, "phone")
+    world.clock.advance(minutes=6)  # past the sweep's grace, still being sent
+    assert await world.service.sweep_undelivered() == 0
+    assert await world.service.confirm_delivery(slow.serial)
+    assert not await world.service.confirm_delivery(slow.serial)  # once
+    tablet = await world.service.issue(2004, "tablet")
+    await world.service.revoke(ADMIN, "dora", "lost")  # while the tablet's was on its way
+    assert not await world.service.confirm_delivery(tablet.serial)
+    stored = await world.repo.get_certificate(tablet.serial)
+    assert stored is not None and stored.delivered_at is None
+    assert stored.status is CertStatus.REVOKED

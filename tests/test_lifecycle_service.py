@@ -161,3 +161,51 @@ async def test_storage_refuses_a_renewal_link_to_someone_elses_certificate(world
     with pytest.raises(InvalidTransition):
         await world.service.repo.record_issue(forged, renews=bob)
     assert [c.serial for c in await world.service.repo.certificates_for(ALICE)] == []
+
+
+async def test_a_certificate_issued_for_a_phone_renews_without_asking_or_replacing(
+    world: World,
+) -> None:
+    """``otcert issue --platform`` for someone with no phone on record: the renewal must not
+    stop at the phone question (whose answer used to replace, i.e. revoke, the old one)."""
+    from storage import OPERATOR_ID
+
+    carol = 2003
+    await world.service.request_access(carol, "Carol", "carol")
+    await world.service.approve(ADMIN, carol, "carol")
+    first = await world.service.issue(carol, "phone", actor=OPERATOR_ID, platform=Platform.IOS)
+    await world.service.confirm_delivery(first.serial)
+    world.clock.now = T0 + timedelta(days=340)
+    renewal = await world.service.issue(carol, renews=first.serial)
+    assert renewal.platform is Platform.IOS and renewal.replaced == 0
+    old = await world.service.repo.get_certificate(first.serial)
+    assert old is not None and old.status.value == "active"
+
+
+async def test_a_failed_self_revocation_still_publishes_what_it_revoked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renewed predecessor is revoked, the new one fails (a fault): the CRL must already
+    list the predecessor, or the lost phone keeps connecting with it."""
+    old = await issue(world, ALICE)
+    world.clock.now = T0 + timedelta(days=340)
+    new = await issue(world, ALICE, renews=old)
+    repo = world.service.repo
+    real = repo.revoke_certificate
+    done: list[str] = []
+
+    async def failing(serial: str, **kw: object) -> object:
+        if done:  # the second revocation fails
+            raise RuntimeError("disk full")
+        done.append(serial)
+        return await real(serial, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo, "revoke_certificate", failing)
+    with pytest.raises(RuntimeError):
+        await world.lifecycle.revoke_own(ALICE, new)
+    from pki.crl import verify_crl
+
+    crl = verify_crl(world.service.policy.crl_path.read_bytes(),
+                     world.service.ca.certificate)
+    revoked = {format(r.serial_number, "x") for r in crl}
+    assert revoked == set(done) and len(done) == 1

@@ -28,8 +28,6 @@ from bot.core import locks
 from bot.core.authorities import Authorities
 from bot.core.results import CrlReport
 from bot.core.rules import Policy
-from bot.texts import errors as texts
-from bot.texts import t
 from pki.authority import CertificateAuthority
 from pki.crl import CRLError, RevokedEntry, build_crl, write_crl
 from pki.trust import write_trust
@@ -140,8 +138,8 @@ class CrlPublisher:
             )
         except Exception as exc:
             log.exception("CRL write failed")
-            error = t(texts.CRL_NOT_WRITTEN, error=exc)
-            return CrlReport(False, count, error=error)
+            # The raw detail: each reader (an admin's chat, the CLI) words it in their language.
+            return CrlReport(False, count, error=str(exc) or type(exc).__name__)
         return CrlReport(True, count)
 
     async def _revoked_by_issuer(self, now: datetime) -> dict[str, list[RevokedEntry]]:

@@ -14,7 +14,7 @@ class UserError(Exception):
     """Something the person (or admin) can fix; ``str(exc)`` is shown to them as is."""
 
     def __init__(self, template: str, /, **params: object) -> None:
-        super().__init__(t(template, **params))
+        super().__init__(t(template, "en", **params))  # logs and the CLI: always English
         self.template = template
         self.params = params
 

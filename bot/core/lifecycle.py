@@ -130,10 +130,15 @@ class Lifecycle:
         which the lost phone may still hold); the owner's other devices keep working."""
         cert = await self.certificate_of(telegram_id, serial)
         active = await self.repo.certificates_for(telegram_id, active_only=True)
-        revoked = []
-        for same in (c for c in active if c.device == cert.device):
-            revoked.append(await self.repo.revoke_certificate(
-                same.serial, by=telegram_id, reason=REVOKED_BY_OWNER))
+        revoked: list[Certificate] = []
+        try:
+            for same in (c for c in active if c.device == cert.device):
+                revoked.append(await self.repo.revoke_certificate(
+                    same.serial, by=telegram_id, reason=REVOKED_BY_OWNER))
+        except BaseException:
+            if revoked:  # a later one failing must not keep these off the CRL
+                await self.service.refresh_crl(kick_username=cert.mqtt_username)
+            raise
         report = await self.service.refresh_crl(kick_username=cert.mqtt_username)
         person = await self.repo.get_person(telegram_id)
         return OwnRevocation(person, cert.device, revoked, report)

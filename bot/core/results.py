@@ -33,7 +33,7 @@ class CrlReport:
     entries: int
     reload: BrokerOutcome | None = None
     kick: BrokerOutcome | None = None
-    error: str | None = None
+    error: str | None = None  # the raw detail (an exception's text), worded where shown
     kick_skipped: bool = False  # a kick was due but the broker was not reloaded
 
 

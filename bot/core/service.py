@@ -49,6 +49,8 @@ from storage import (
 if TYPE_CHECKING:
     from bot.core.rotation import Rotation
 
+IN_FLIGHT_MAX = timedelta(hours=1)  # a delivery the sweep still waits for (crashed handler)
+
 
 class Service:
     def __init__(
@@ -70,6 +72,7 @@ class Service:
         self.signer = signer or Signer(ca)
         self._clock = clock
         self._issuing: set[int] = set()
+        self._delivering: dict[str, datetime] = {}  # serial -> issued: the sweep waits
         self.crl = CrlPublisher(repo, ca, policy, clock=clock, reload=reload)
         self.pins = PinGate(repo, ca, policy, clock=clock)
         self.rotation: Rotation | None = None  # CA rotation use cases, set by bot.wiring
@@ -175,6 +178,9 @@ class Service:
             replaced = await self.repo.record_issue(
                 record, actor=telegram_id if actor is None else actor, renews=renews
             )
+            await self._remember_platform(telegram_id, grant.platform,
+                                          telegram_id if actor is None else actor)
+            self._delivering[record.serial] = now
         if replaced:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_SUPERSEDE)
         ext = "otrp" if grant.platform == Platform.IOS else "p12"
@@ -190,6 +196,13 @@ class Service:
             device=device_name,
             replaced=len(replaced),
         )
+
+    async def _remember_platform(self, telegram_id: int, platform: Platform, by: int) -> None:
+        """A person with no phone on record keeps the one their certificate was made for
+        (``otcert issue --platform``), so its renewal needs no question that could lose it."""
+        person = await self.repo.get_person(telegram_id)
+        if person is not None and person.platform is None:
+            await self.repo.set_platform(telegram_id, platform, by=by)
 
     @contextlib.contextmanager
     def _one_issue_at_a_time(self, telegram_id: int) -> Iterator[None]:
@@ -249,6 +262,7 @@ class Service:
     async def revoke_undelivered(self, serial: str) -> CrlReport:
         """A bundle that did not reach the person must not stay valid: retried, and what is
         still left is caught by :meth:`sweep_undelivered`."""
+        self._delivering.pop(serial, None)  # the delivery is over: the sweep may take it
         await integrity.revoke_with_retry(self.repo, serial)
         report = await self.refresh_crl()
         await self._tell_crl(report, trust_texts.CRL_AFTER_UNDELIVERED)
@@ -256,17 +270,22 @@ class Service:
 
     async def sweep_undelivered(self) -> int:
         """Revoke certificates still undelivered a few minutes after issue (periodic job)."""
-        stale = integrity.stale_undelivered(
-            await self.repo.undelivered_certificates(), now=self._clock()
-        )
+        now = self._clock()
+        stale = [
+            c for c in integrity.stale_undelivered(
+                await self.repo.undelivered_certificates(), now=now)
+            if now - self._delivering.get(c.serial, now - IN_FLIGHT_MAX) >= IN_FLIGHT_MAX
+        ]
         done = [c for c in stale if await integrity.revoke_with_retry(self.repo, c.serial)]
         if done:
             await self._tell_crl(await self.refresh_crl(), trust_texts.CRL_AFTER_UNDELIVERED)
         return len(done)
 
-    async def confirm_delivery(self, serial: str) -> None:
-        """File and passphrase both reached the person: the certificate is now in use."""
-        await self.repo.mark_delivered(serial)
+    async def confirm_delivery(self, serial: str) -> bool:
+        """File and passphrase both reached the person: the certificate is now in use. False
+        if it was revoked meanwhile (an admin, a lost-phone revocation): the person is told."""
+        self._delivering.pop(serial, None)
+        return await self.repo.mark_delivered(serial)
 
     async def revoke_unfinished_deliveries(self) -> int:
         """At start-up no delivery is in flight, so a certificate still undelivered was cut

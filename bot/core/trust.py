@@ -4,7 +4,8 @@ Why: phones are told to trust the pinned CA fully, so one admin (or one stolen a
 must not be able to send a root of their own. An uploaded CA goes out at once only when it is
 the bot's own CA or the broker presents it (a verified handshake trusting it alone); otherwise
 another admin confirms it. Proposals live in memory: a restart drops them, and the confirming
-button then says so.
+button then says so. They also end after PROPOSAL_TTL, and when any pin is set meanwhile (a
+stale "yes" must not undo a newer pin).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,7 @@ from storage import OPERATOR_ID, Repository
 PinRoute = Literal["own", "broker", "confirm"]
 Probe = Callable[[str | None, int, bytes | None], Awaitable[BrokerOutcome]]
 MAX_OPEN_PROPOSALS = 16
+PROPOSAL_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class PinProposal:
     asker_id: int
     bundle: PinBundle
     asker_name: str = ""
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class PinGate:
             )
         if len(self._policy.admin_ids - {actor_id}) == 0:
             raise UserError(texts.PIN_REFUSED_ONE_ADMIN, detail=probe.detail)
-        proposal = PinProposal(secrets.token_hex(8), actor_id, bundle, actor_name[:64])
+        proposal = PinProposal(secrets.token_hex(8), actor_id, bundle, actor_name[:64],
+                               self._clock())
         while len(self._open) >= MAX_OPEN_PROPOSALS:
             self._open.pop(next(iter(self._open)))
         self._open[proposal.token] = proposal
@@ -109,6 +113,9 @@ class PinGate:
         """A second admin says yes: the pin is set; the asker cannot confirm their own."""
         self._require_admin(actor_id)
         proposal = self._open.get(token)
+        if proposal is not None and not await self._still_open(proposal):
+            del self._open[token]
+            proposal = None
         if proposal is None:
             raise UserError(texts.PIN_PROPOSAL_GONE)
         if proposal.asker_id == actor_id:
@@ -128,6 +135,15 @@ class PinGate:
         data = await asyncio.to_thread(Path(self._policy.phone_ca).read_bytes)
         return pin_bundle(load_certificate(data, now=self._clock()))
 
+    async def _still_open(self, proposal: PinProposal) -> bool:
+        """Not older than PROPOSAL_TTL, and no pin was set since it was opened (the operator's
+        shell pins from another process, so the stored pin's time is asked)."""
+        opened = proposal.opened_at
+        if opened is None or self._clock() - opened > PROPOSAL_TTL:
+            return False
+        current = await self._repo.current_pin()
+        return current is None or current.changed_at < opened
+
     def _require_admin(self, actor_id: int) -> None:
         if actor_id not in self._policy.admin_ids:
             raise NotAllowed(error_texts.ONLY_ADMINS)
@@ -136,6 +152,7 @@ class PinGate:
         self, bundle: PinBundle, asker: int, *, route: PinRoute, confirmer: int | None
     ) -> None:
         await self._repo.set_pin(bundle.der, bundle.fingerprint, by=asker or OPERATOR_ID)
+        self._open.clear()  # a newer pin ends every open proposal
         await self._repo.add_audit(
             actor_id=confirmer or asker, action="repin_set", subject_id=None,
             details={"fingerprint": bundle.fingerprint, "route": route, "asked_by": asker},

@@ -26,7 +26,7 @@ def print_crl_report(settings: Settings) -> int:
         async with open_service(settings) as service:
             report = await service.refresh_crl()
         if not report.written:
-            raise ConfigError(report.error or "The CRL was not written.")
+            raise ConfigError(f"The CRL was not written: {report.error or 'unknown error'}")
         print(f"CRL written to {settings.effective_crl_path} ({report.entries} revoked).")
         if report.reload is not None:
             print(f"  reload: {report.reload.detail}")

@@ -42,7 +42,7 @@ async def _write_crl(settings: Settings) -> None:
     async with open_service(settings) as service:
         report = await service.refresh_crl()
         if not report.written:
-            raise ConfigError(report.error or "CRL not written")
+            raise ConfigError(f"CRL not written: {report.error or 'unknown error'}")
 
 
 # ---- the CA ----------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
             app, service, report, when
         )
         service.limit_alert = lambda person: trust.tell_admins_limit(
-            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day
+            app.bot, service.policy.admin_ids, person, service.policy.max_issues_per_day,
+            app.bot_data[language.KEY].of,
         )
         leftovers = await service.revoke_unfinished_deliveries()
         if leftovers:
@@ -164,7 +165,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     ]:
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(
-        CallbackQueryHandler(people.platform_button, pattern=f"^{PlatformChoice.PREFIX}:")
+        CallbackQueryHandler(people.platform_button, pattern=f"^r?{PlatformChoice.PREFIX}:")
     )
     app.add_handler(
         CallbackQueryHandler(approvals.request_button, pattern=f"^{RequestAnswer.PREFIX}:")
@@ -216,7 +217,7 @@ async def tell_admins_if_crl_failed(
 
     def describe() -> str:
         if not report.written:
-            return report.error or t(chat.CRL_NOT_WRITTEN)
+            return admin.crl_error(report)
         assert report.reload is not None
         return t(chat.CRL_WRITTEN_RELOAD_FAILED, detail=report.reload.detail)
 

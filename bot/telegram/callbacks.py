@@ -154,6 +154,32 @@ class RotationMove:
 
 @_format
 @dataclass(frozen=True)
+class RenewPlatformChoice:
+    """``rplat:<ios|android>:<serial>``: the presser's phone, asked during a renewal; it
+    carries the serial so the choice renews that certificate instead of replacing it."""
+
+    PREFIX: ClassVar[str] = "rplat"
+
+    platform: Platform
+    serial: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.platform.value, self.serial)
+
+    def data(self) -> str:
+        return encode(self)
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[str]) -> Self | None:
+        if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
+            return None
+        if _serial_field(fields[1]) is None:
+            return None
+        return cls(Platform(fields[0]), fields[1])
+
+
+@_format
+@dataclass(frozen=True)
 class LanguageChoice:
     """``lang:<code>``: the presser's chat language, one of the shipped ones."""
 

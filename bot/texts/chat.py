@@ -123,6 +123,10 @@ UNDELIVERED = N_(
     "I couldn't deliver the passphrase, so I cancelled that certificate for your safety. "
     "Please send /getcert again."
 )
+REVOKED_WHILE_DELIVERED = N_(
+    "This certificate was revoked while I was sending it, so it will not work. "
+    "Please send /getcert again."
+)
 CA_CAPTION = N_(
     "The broker's CA certificate (install it and trust it fully; see the steps below)."
 )

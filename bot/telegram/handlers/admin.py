@@ -28,7 +28,7 @@ from bot.telegram.handlers.delivery import send_pin, with_retry
 from bot.telegram.handlers.language import language_of
 from bot.telegram.handlers.trust import pin_upload
 from bot.telegram.limiter import Priority, send_priority
-from bot.texts import chat, speaking, t, trust
+from bot.texts import chat, errors, speaking, t, trust
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,19 @@ LIST_CHUNK = 3500
 LIST_MAX_PEOPLE = 200  # a chat is no place for more; `otcert users` lists everyone
 
 
+def crl_error(report: CrlReport) -> str:
+    """Why the CRL was not written, in the reader's language."""
+    if report.error is None:
+        return t(chat.CRL_NOT_WRITTEN)
+    return t(errors.CRL_NOT_WRITTEN, error=report.error)
+
+
 def crl_summary(report: CrlReport, *, kicked_expected: bool) -> str:
     """What a revocation did to the CRL, the broker and live sessions: only what happened."""
     crl = (
         t(chat.CRL_OK, entries=report.entries)
         if report.written
-        else t(chat.CRL_FAILED, error=render.esc(report.error))
+        else t(chat.CRL_FAILED, error=render.esc(crl_error(report)))
     )
     if not report.written:
         reload = ""

@@ -28,7 +28,7 @@ from bot.core.errors import PlatformNeeded
 from bot.core.models import Platform
 from bot.core.results import IssuedBundle
 from bot.telegram import render
-from bot.telegram.callbacks import PlatformChoice
+from bot.telegram.callbacks import PlatformChoice, RenewPlatformChoice
 from bot.telegram.handlers.common import PEOPLE_ERRORS, Runtime, runtime
 from bot.telegram.limiter import Priority, send_priority
 from bot.texts import chat, doors, errors, t
@@ -83,12 +83,15 @@ async def with_retry(
     raise AssertionError("unreachable")
 
 
-def platform_keyboard(device: str) -> InlineKeyboardMarkup:
-    """One button per phone; the press comes back as a :class:`PlatformChoice`."""
+def platform_keyboard(device: str, renews: str | None = None) -> InlineKeyboardMarkup:
+    """One button per phone; the press comes back as a :class:`PlatformChoice`, or during a
+    renewal as a :class:`RenewPlatformChoice` (a plain issue would replace the old one)."""
     return InlineKeyboardMarkup(
         [[
             InlineKeyboardButton(
-                render.phone(platform), callback_data=PlatformChoice(platform, device).data()
+                render.phone(platform),
+                callback_data=(RenewPlatformChoice(platform, renews) if renews
+                               else PlatformChoice(platform, device)).data(),
             )
             for platform in (Platform.IOS, Platform.ANDROID)
         ]]
@@ -138,7 +141,7 @@ async def _issue_and_send_secrets(
                 delivered = await _send_secrets(bot, rt, chat_id, bundle)
             return bundle if delivered else None
     if isinstance(answer, PlatformNeeded):
-        keyboard = platform_keyboard(answer.device)
+        keyboard = platform_keyboard(answer.device, renews)
         await with_retry(
             lambda: bot.send_message(chat_id, t(chat.ASK_PLATFORM), reply_markup=keyboard),
             "ask platform",
@@ -196,7 +199,14 @@ async def _send_secrets(bot: Bot, rt: Runtime, chat_id: int, bundle: IssuedBundl
         await _undelivered(bot, rt, chat_id, bundle, file_message)
         return False
     await schedule_deletion(rt, secret_message)
-    await rt.service.confirm_delivery(bundle.serial)
+    if not await rt.service.confirm_delivery(bundle.serial):
+        log.warning("certificate %s was revoked while it was being delivered", bundle.serial)
+        notice = t(chat.REVOKED_WHILE_DELIVERED)
+        try:
+            await with_retry(lambda: bot.send_message(chat_id, notice), "revoked notice")
+        except TelegramError:
+            log.info("could not tell chat that the delivered certificate was revoked")
+        return False
     return True
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -38,7 +39,9 @@ from bot.telegram.handlers.common import (
     reply,
 )
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
+from bot.telegram.handlers.fanout import tell_admins
 from bot.telegram.handlers.language import language_of
+from bot.telegram.limiter import Priority, send_priority
 from bot.texts import chat, speaking, t
 from bot.texts import lifecycle as texts
 
@@ -165,13 +168,20 @@ async def revoke_pressed(update: Update, context: Context) -> None:
     report = result.report
     fine = report.written and (report.reload is None or report.reload.ok)
     crl = t(texts.REVOKE_CRL_OK if fine else texts.REVOKE_CRL_PROBLEM)
-    await context.bot.send_message(
-        user.id, t(texts.REVOKE_DONE, device=render.esc(result.device), crl=crl),
-        parse_mode=ParseMode.HTML)
+    try:  # the owner's reply failing must not keep the admins from hearing of it
+        await context.bot.send_message(
+            user.id, t(texts.REVOKE_DONE, device=render.esc(result.device), crl=crl),
+            parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        log.info("could not confirm a self-revocation to %s: %s", user.id, type(exc).__name__)
     who = render.who(result.person) if result.person else str(user.id)
-    note = t(texts.ADMIN_SELF_REVOKED, who=who, device=render.esc(result.device),
-             serials=", ".join(c.serial for c in result.certificates))
-    await _tell_admins(context.bot, lc, note + "\n" + crl_summary(report, kicked_expected=True))
+
+    def note() -> str:
+        return t(texts.ADMIN_SELF_REVOKED, who=who, device=render.esc(result.device),
+                 serials=", ".join(c.serial for c in result.certificates)
+                 ) + "\n" + crl_summary(report, kicked_expected=True)
+
+    await _tell_admins(context, lc, note)
 
 
 # --- admins ----------------------------------------------------------------------------------
@@ -227,6 +237,11 @@ def infra_name(item: InfraCertificate) -> str:
 # --- the job -----------------------------------------------------------------------------------
 async def lifecycle_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Every OTCERT_LIFECYCLE_CHECK_SECONDS: owners' reminders, admins' notices, infra."""
+    with send_priority(Priority.EXTRAS):  # never ahead of a file and passphrase on their way
+        await _run_lifecycle_job(context)
+
+
+async def _run_lifecycle_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     lc = lifecycle_of(context.application)
     bot = context.application.bot
     owners = await lc.due_for_owners()
@@ -240,16 +255,20 @@ async def lifecycle_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         await asyncio.sleep(BROADCAST_PAUSE)
     try:
         for due in await lc.due_for_admins():
-            await _tell_admins_unrenewed(bot, lc, due)
+            await _tell_admins_unrenewed(context, lc, due)
     except Exception:  # the infrastructure watch below must still run
         log.exception("telling admins about unrenewed certificates failed")
     for item, days in await lc.infra_due():
         subject = item.subject
         await lc.claim_reminder(subject, "admins", days)
-        text = t(texts.INFRA_REMINDER, what=infra_name(item), until=render.day(item.not_after),
-                 days=days_left(item.not_after, lc.now()), fix=t(FIX[item.kind]))
-        await _tell_admins(bot, lc, text)
-        await lc.confirm_reminder(subject, "admins", days)
+
+        def text(item: InfraCertificate = item) -> str:
+            return t(texts.INFRA_REMINDER, what=infra_name(item),
+                     until=render.day(item.not_after),
+                     days=days_left(item.not_after, lc.now()), fix=t(FIX[item.kind]))
+
+        if await _tell_admins(context, lc, text):  # nobody got it: the next run retries
+            await lc.confirm_reminder(subject, "admins", days)
 
 
 async def _remind_owner(bot: Bot, lc: Lifecycle, due: DueReminder, language: str) -> None:
@@ -277,21 +296,21 @@ async def _remind_owner(bot: Bot, lc: Lifecycle, due: DueReminder, language: str
     await lc.confirm_reminder(cert.serial, "owner", due.days)
 
 
-async def _tell_admins_unrenewed(bot: Bot, lc: Lifecycle, due: DueReminder) -> None:
+async def _tell_admins_unrenewed(context: Context, lc: Lifecycle, due: DueReminder) -> None:
     cert = due.certificate
     await lc.claim_reminder(cert.serial, "admins", due.days)
     person = await lc.person(cert.telegram_id)
     who = render.who(person) if person else render.esc(cert.mqtt_username)
-    await _tell_admins(bot, lc, t(texts.ADMIN_UNRENEWED, who=who, device=render.esc(cert.device),
-                                  until=render.day(cert.not_after),
-                                  days=days_left(cert.not_after, lc.now())))
-    await lc.confirm_reminder(cert.serial, "admins", due.days)
+
+    def text() -> str:
+        return t(texts.ADMIN_UNRENEWED, who=who, device=render.esc(cert.device),
+                 until=render.day(cert.not_after), days=days_left(cert.not_after, lc.now()))
+
+    if await _tell_admins(context, lc, text):  # nobody got it: the claim stays open
+        await lc.confirm_reminder(cert.serial, "admins", due.days)
 
 
-async def _tell_admins(bot: Bot, lc: Lifecycle, text: str) -> None:
-    for admin_id in sorted(lc.service.policy.admin_ids):
-        try:
-            await with_retry(lambda a=admin_id: bot.send_message(  # type: ignore[misc]
-                a, text, parse_mode=ParseMode.HTML), "admin notice")
-        except TelegramError as exc:
-            log.warning("could not tell admin %s: %s", admin_id, type(exc).__name__)
+async def _tell_admins(context: Context, lc: Lifecycle, text: Callable[[], str]) -> int:
+    """How many admins received ``text()``, built in each one's language."""
+    return await tell_admins(context.bot, lc.service.policy.admin_ids,
+                             lambda admin_id: language_of(context, admin_id), text)

@@ -10,7 +10,7 @@ from telegram.error import TelegramError
 
 from bot.core.models import Person, PersonStatus
 from bot.telegram import render
-from bot.telegram.callbacks import PlatformChoice, RequestAnswer, parse
+from bot.telegram.callbacks import PlatformChoice, RenewPlatformChoice, RequestAnswer, parse
 from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,
     Context,
@@ -138,13 +138,14 @@ async def getcert(update: Update, context: Context) -> None:
 
 
 async def platform_button(update: Update, context: Context) -> None:
-    """A :class:`PlatformChoice` pressed: the presser picks their own phone, nobody else's."""
+    """A :class:`PlatformChoice` (or, during a renewal, :class:`RenewPlatformChoice`) pressed:
+    the presser picks their own phone, nobody else's."""
     query = update.callback_query
     if query is None:
         return
     user = query.from_user
     choice = parse(query.data)
-    if not isinstance(choice, PlatformChoice):
+    if not isinstance(choice, PlatformChoice | RenewPlatformChoice):
         await answer_query(query, t(chat.BUTTON_STALE))
         return
     if not is_private(update):
@@ -164,4 +165,7 @@ async def platform_button(update: Update, context: Context) -> None:
         await query.edit_message_text(answered)
     except TelegramError:
         log.info("could not edit the platform question")
-    await issue_and_deliver(context, user.id, user.id, choice.device)
+    if isinstance(choice, RenewPlatformChoice):
+        await issue_and_deliver(context, user.id, user.id, None, renews=choice.serial)
+    else:
+        await issue_and_deliver(context, user.id, user.id, choice.device)

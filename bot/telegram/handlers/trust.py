@@ -7,10 +7,9 @@ proposal, and the core refuses non-admins and the asker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
-from telegram.constants import ParseMode
-from telegram.error import TelegramError
 
 from bot.core.models import Person
 from bot.core.results import PinBundle
@@ -24,6 +23,8 @@ from bot.telegram.handlers.common import (
     reply,
     runtime,
 )
+from bot.telegram.handlers.fanout import LanguageOf, tell_admins
+from bot.telegram.handlers.language import language_of
 from bot.texts import chat, t
 from bot.texts import trust as texts
 
@@ -43,37 +44,38 @@ async def pin_upload(update: Update, context: Context, user: User, data: bytes) 
         await reply(update, t(texts.PIN_WAITING, detail=render.esc(decision.why)))
         return None
     await reply(update, t(chat.REPIN_NEW_PIN, subject=subject, fingerprint=fingerprint))
-    text = t(texts.PIN_SET_BY, admin=admin, subject=subject, fingerprint=fingerprint,
-             why=render.esc(decision.why))
-    await _tell_admins(context, rt.service.policy.admin_ids - {user.id}, text)
+    await _tell_admins(context, rt.service.policy.admin_ids - {user.id}, lambda: t(
+        texts.PIN_SET_BY, admin=admin, subject=subject, fingerprint=fingerprint,
+        why=render.esc(decision.why)))
     return decision.bundle
 
 
 async def _ask_other_admins(context: Context, user: User, decision: PinDecision) -> None:
-    assert decision.proposal is not None
-    text = t(
-        texts.PIN_NEEDS_SECOND_ADMIN, admin=render.esc(user.full_name),
-        subject=render.esc(decision.bundle.subject), fingerprint=decision.bundle.fingerprint,
-        detail=render.esc(decision.why),
-    )
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(
-        t(texts.BUTTON_CONFIRM_PIN), callback_data=PinConfirm(decision.proposal.token).data()
-    )]])
-    for admin_id in sorted(runtime(context).service.policy.admin_ids - {user.id}):
-        try:
-            await context.bot.send_message(
-                admin_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
-            )
-        except TelegramError as exc:
-            log.info("could not ask admin %s to confirm a pin: %s", admin_id, type(exc).__name__)
+    proposal = decision.proposal
+    assert proposal is not None
+
+    def text() -> str:
+        return t(
+            texts.PIN_NEEDS_SECOND_ADMIN, admin=render.esc(user.full_name),
+            subject=render.esc(decision.bundle.subject),
+            fingerprint=decision.bundle.fingerprint, detail=render.esc(decision.why),
+        )
+
+    def keyboard() -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(
+            t(texts.BUTTON_CONFIRM_PIN), callback_data=PinConfirm(proposal.token).data()
+        )]])
+
+    await tell_admins(context.bot, runtime(context).service.policy.admin_ids - {user.id},
+                      lambda admin_id: language_of(context, admin_id), text,
+                      keyboard=keyboard, what="pin confirmation request")
 
 
-async def _tell_admins(context: Context, admin_ids: frozenset[int], text: str) -> None:
-    for admin_id in sorted(admin_ids):
-        try:
-            await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.info("could not tell admin %s about the pin: %s", admin_id, type(exc).__name__)
+async def _tell_admins(
+    context: Context, admin_ids: frozenset[int], text: Callable[[], str]
+) -> None:
+    await tell_admins(context.bot, admin_ids, lambda admin_id: language_of(context, admin_id),
+                      text, what="pin notice")
 
 
 async def confirm_button(update: Update, context: Context) -> None:
@@ -97,13 +99,12 @@ async def confirm_button(update: Update, context: Context) -> None:
         await answer_query(query, render.error_text(exc)[:ALERT_MAX], show_alert=True)
         return
     await answer_query(query, t(chat.DONE))
-    text = t(
+    await _tell_admins(context, rt.service.policy.admin_ids, lambda: t(
         texts.PIN_CONFIRMED_BY, confirmer=render.esc(presser.full_name),
         admin=render.esc(proposal.asker_name or str(proposal.asker_id)),
         subject=render.esc(proposal.bundle.subject),
         fingerprint=proposal.bundle.fingerprint,
-    )
-    await _tell_admins(context, rt.service.policy.admin_ids, text)
+    ))
     from bot.telegram.handlers.admin import start_fan_out
 
     message = query.message
@@ -112,15 +113,14 @@ async def confirm_button(update: Update, context: Context) -> None:
 
 
 async def tell_admins_limit(
-    bot: Bot, admin_ids: frozenset[int], person: Person, limit: int
+    bot: Bot, admin_ids: frozenset[int], person: Person, limit: int,
+    language_of_admin: LanguageOf,
 ) -> None:
-    """Someone hit the daily cap (once per person and window): every admin hears of it."""
-    text = t(texts.DAILY_LIMIT_ADMINS, who=render.who(person), limit=limit)
-    for admin_id in sorted(admin_ids):
-        try:
-            await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.info("could not tell admin %s about the cap: %s", admin_id, type(exc).__name__)
+    """Someone hit the daily cap (once per person and window): every admin hears of it,
+    in their own language (not the language of the person who hit it)."""
+    await tell_admins(bot, admin_ids, language_of_admin,
+                      lambda: t(texts.DAILY_LIMIT_ADMINS, who=render.who(person), limit=limit),
+                      what="daily cap notice")
 
 
 async def sweep_undelivered_job(context: Context) -> None:
