@@ -47,9 +47,14 @@ def ensure_data_dir(path: Path) -> None:
 
 
 def load_ca(settings: Settings, *, create: bool = False) -> CertificateAuthority:
-    """Load the CA; with ``create``, make one first when there is none."""
+    """Load the CA; with ``create``, make one first when there is none. A CA rotation's
+    finish cut off half-way (ca.key already the new key) is rolled forward first."""
     cert_path, key_path = settings.ca_cert_path, settings.ca_key_path
     passphrase = settings.ca_passphrase()
+    try:
+        complete_finish(authority_files(settings))
+    except (CAError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
     if not cert_path.exists() and not key_path.exists():
         if not create:
             raise ConfigError(f"No CA in {settings.data_dir}: run `otcert init` first.")

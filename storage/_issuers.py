@@ -42,18 +42,17 @@ class IssuerRepository(RepositoryBase):
             rows = await cur.fetchall()
         return [IssuerCount(r[0] or "", r[1], r[2]) for r in rows]
 
-    async def people_only_on(self, issuers: frozenset[str]) -> list[int]:
-        """Approved people with working certificates, all of them from ``issuers`` (the old
-        CA): those who still need to move. NULL issuers count as old."""
+    async def people_with_active_from(self, issuers: frozenset[str]) -> list[int]:
+        """Approved people with at least one working certificate from ``issuers`` (the old
+        CA): a phone moved while a tablet was not still needs the tablet moved. NULL issuers
+        count as old."""
         if not issuers:
             return []
         marks = ",".join("?" * len(issuers))
-        sql = f"""SELECT c.telegram_id FROM certificates c
+        sql = f"""SELECT DISTINCT c.telegram_id FROM certificates c
                   JOIN people p ON p.telegram_id = c.telegram_id
                   WHERE c.status = 'active' AND p.status = 'approved'
-                  GROUP BY c.telegram_id
-                  HAVING SUM(CASE WHEN c.issuer IS NULL OR c.issuer IN ({marks})
-                                  THEN 0 ELSE 1 END) = 0
+                    AND (c.issuer IS NULL OR c.issuer IN ({marks}))
                   ORDER BY c.telegram_id"""  # noqa: S608 - only "?" marks are joined in
         async with self._db.reading() as conn, conn.execute(sql, tuple(issuers)) as cur:
             rows = await cur.fetchall()

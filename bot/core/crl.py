@@ -70,7 +70,14 @@ class CrlPublisher:
         already have the new CRL."""
         async with self.holding():
             if self.refresh is not None:
-                await self.refresh()  # under the file lock: a rotation step is never half-seen
+                try:  # under the file lock: a rotation step is never half-seen
+                    await self.refresh()
+                except Exception as exc:
+                    # Unreadable CA files must not silence every publish: keep the CAs last
+                    # known, and let the failed report reach the admins' alert.
+                    log.exception("re-reading the CA files failed; the CRL is not written")
+                    count = len(await self._repo.revoked_serials(self._clock()))
+                    return CrlReport(False, count, error=str(exc) or type(exc).__name__)
             report = await self.write_and_reload(self.authorities)
             if not report.written:
                 return report

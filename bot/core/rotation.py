@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core import authorities as files_ops
+from bot.core import doors
 from bot.core.authorities import Authorities, AuthorityFiles
 from bot.core.errors import UserError
 from bot.core.results import CrlReport, IssuedBundle
@@ -34,7 +35,7 @@ class RotationStatus:
     next: CertificateAuthority | None
     people: dict[str, int]  # CA fingerprint -> approved people with working certs from it
     certificates: dict[str, int]  # CA fingerprint -> working certificates
-    not_moved: list[Person]  # everything they hold still comes from the old CA
+    not_moved: list[Person]  # something they hold still comes from the old CA
 
 
 @dataclass(frozen=True)
@@ -177,10 +178,14 @@ class Rotation:
         return frozenset({self.authorities.current.fingerprint_sha256})
 
     async def not_moved(self) -> list[Person]:
-        """Approved people whose working certificates all come from the old CA."""
-        ids = await self.service.repo.people_only_on(self._old())
-        people = [await self.service.repo.get_person(i) for i in ids]
-        return [p for p in people if p is not None]
+        """Approved people with a working certificate from the old CA still to move (one
+        device moved is not enough: the others would stop connecting at finish)."""
+        people = []
+        for telegram_id in await self.service.repo.people_with_active_from(self._old()):
+            person = await self.service.repo.get_person(telegram_id)
+            if person is not None and await self.old_certificate(telegram_id) is not None:
+                people.append(person)
+        return people
 
     async def status(self) -> RotationStatus:
         await self.sync()
@@ -192,25 +197,27 @@ class Rotation:
                               await self.not_moved())
 
     async def old_certificate(self, telegram_id: int) -> Certificate | None:
-        """The person's working certificate from the old CA to replace, if they must move."""
+        """The person's next working certificate from the old CA to replace (oldest first;
+        one renewed from the next CA already is not), None when nothing is left to move."""
         if not self.authorities.rotating:
             return None
         old = self._old()
         active = await self.service.repo.certificates_for(telegram_id, active_only=True)
-        if any(c.issuer is not None and c.issuer not in old for c in active):
-            return None
-        return active[0] if active else None
+        on_old = [c for c in active if c.issuer is None or c.issuer in old]
+        renewed = await self.service.repo.renewed_serials(c.serial for c in on_old)
+        return next((c for c in on_old if c.serial not in renewed), None)
 
     async def offers_due(self) -> list[tuple[Person, Certificate]]:
-        """People who must move and were not yet offered it for this next CA (remembered in
-        the database, so a restart does not offer twice), with the certificate to replace."""
+        """People with Telegram who must move and were not yet offered it for this next CA
+        (remembered in the database, so a restart does not offer twice), with the first
+        certificate to replace; people without Telegram are moved with ``otcert issue``."""
         upcoming = self.authorities.next
         if upcoming is None:
             return []
         offered = await self.service.repo.rotation_offered(upcoming.fingerprint_sha256)
         due = []
         for person in await self.not_moved():
-            if person.telegram_id in offered:
+            if person.telegram_id in offered or not doors.has_telegram(person.telegram_id):
                 continue
             old = await self.old_certificate(person.telegram_id)
             if old is not None:

@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
 from bot.broker import BrokerOutcome, run_reload_command
 from bot.core import doors, integrity, lifecycle_rules, rules
 from bot.core.clock import utcnow
@@ -151,6 +154,7 @@ class Service(PinUseCases, ChatBookkeeping, AdminViews):
                 friendly_name=f"{grant.username} ({device_name})",
                 profile=self.policy.pkcs12_profile,
             )
+            signing_with = self.signer.ca
             cert, data = await self.signer.sign_and_pack(key, request, passphrase)
             del key
             record = Certificate(
@@ -163,7 +167,7 @@ class Service(PinUseCases, ChatBookkeeping, AdminViews):
                 not_after=cert.not_valid_after_utc,
                 issued_at=now,
                 status=CertStatus.ACTIVE,
-                issuer=fingerprint_sha256(self.signer.ca.certificate),
+                issuer=self._issuer_of(cert, signing_with),
             )
             replaced = await self.repo.record_issue(
                 record, actor=telegram_id if actor is None else actor, renews=renews
@@ -186,6 +190,15 @@ class Service(PinUseCases, ChatBookkeeping, AdminViews):
             device=device_name,
             replaced=len(replaced),
         )
+
+    def _issuer_of(self, cert: x509.Certificate, signing_with: CertificateAuthority) -> str:
+        """The CA that really signed ``cert``: a rotation step may switch the signer's CA
+        while the signature is made, so ``signer.ca`` afterwards may be another CA."""
+        for ca in (signing_with, self.signer.ca, *self.crl.authorities.accepted):
+            with contextlib.suppress(ValueError, TypeError, InvalidSignature):
+                cert.verify_directly_issued_by(ca.certificate)
+                return ca.fingerprint_sha256
+        return signing_with.fingerprint_sha256
 
     async def _remember_platform(self, telegram_id: int, platform: Platform, by: int) -> None:
         """A person with no phone on record keeps the one their certificate was made for

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 
 from bot.broker.server_cert import server_context as shared_server_context
 from bot.config import ConfigError, Settings
+from bot.core.authorities import AuthorityFiles, complete_finish
 from bot.core.clock import utcnow
 from pki.authority import CAError, CertificateAuthority
 from pki.bundle import private_key_pem
@@ -130,6 +131,9 @@ def check_data_dir(settings: Settings) -> list[Finding]:
 
 def check_ca(settings: Settings) -> tuple[CertificateAuthority | None, list[Finding]]:
     cert_path, key_path = settings.ca_cert_path, settings.ca_key_path
+    with contextlib.suppress(CAError, ConfigError, OSError):
+        # A rotation's finish cut off half-way: roll it forward as the bot would at start.
+        complete_finish(AuthorityFiles(settings.data_dir, settings.ca_passphrase()))
     if not cert_path.exists() or not key_path.exists():
         missing = cert_path if not cert_path.exists() else key_path
         return None, [fail("CA", f"{missing} is missing: run `otcert init` or `otcert ca import`.")]

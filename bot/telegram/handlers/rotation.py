@@ -23,6 +23,7 @@ from bot.telegram.handlers.common import (
 )
 from bot.telegram.handlers.delivery import CA_FILENAME, issue_and_deliver, with_retry
 from bot.telegram.handlers.language import language_of
+from bot.telegram.limiter import Priority, send_priority
 from bot.texts import chat, speaking, t
 from bot.texts import rotation as texts
 
@@ -45,7 +46,9 @@ async def rotation_check_job(context: Context) -> None:
     log.debug("rotation check: %d move offers due", len(due))
     for person, old in due:
         try:
-            with speaking(await language_of(context, person.telegram_id)):
+            # Extras priority, like reminders: a burst of offers never delays a /getcert reply.
+            with speaking(await language_of(context, person.telegram_id)), \
+                    send_priority(Priority.EXTRAS):
                 await send_move_offer(context, person.telegram_id, old.device)
         except Forbidden:
             log.info("person %s blocked the bot; no move offer", person.telegram_id)
