@@ -210,3 +210,15 @@ async def test_unreadable_ca_files_fail_the_publish_with_the_raw_error(
         assert rotation.authorities.fingerprints == known  # the last known CAs are kept
         assert service.crl.authorities.fingerprints == known
         assert fingerprint_sha256(rotation.authorities.issuer.certificate) == known[-1]
+
+
+async def test_an_issue_adopts_a_rotation_started_from_the_shell_first(
+    settings: Settings,
+) -> None:
+    async with open_service(settings, create_ca=True) as bot:
+        await _person(bot, ALICE, "alice")
+        _, upcoming = await _started(settings)  # `otcert ca rotate start`, another service
+        bundle = await bot.issue(ALICE, "phone")  # no CRL publish or check job ran between
+        record = await bot.repo.get_certificate(bundle.serial)
+        assert record is not None and record.issuer == upcoming
+        assert bot.signer.ca.fingerprint_sha256 == upcoming

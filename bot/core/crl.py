@@ -94,6 +94,10 @@ class CrlPublisher:
             True, report.entries, reload=reload, kick=kick, kick_skipped=skipped
         )
 
+    def locked(self) -> bool:
+        """This process holds the publish lock now (a publish or a rotation step runs)."""
+        return self._lock.locked()
+
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
         """This process's lock and every process's (``crl.lock``): a CA rotation step holds

@@ -88,6 +88,18 @@ class Rotation:
             log.info("CA rotation state changed: now accepting %s", ", ".join(fresh.fingerprints))
         return changed
 
+    async def adopt(self) -> None:
+        """Before a signature: adopt a start or abort made from the shell at once. Cheap when
+        nothing changed; a step running in this process applies itself (skipped, so a
+        certificate issued from inside a step never waits on the step's own locks); else the
+        re-read runs under the CRL locks, so a step in another process is never half-seen."""
+        if self._lock.locked() or self.service.crl.locked():
+            return
+        if files_ops.state_token(self.files) == self._token:
+            return
+        async with self.service.crl.holding():
+            await self.sync()
+
     async def _publish(self, authorities: Authorities) -> CrlReport:
         """The CRL file and bundle for ``authorities``, then the reload; call with the
         publisher's locks held (:meth:`CrlPublisher.holding`)."""

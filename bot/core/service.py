@@ -143,6 +143,8 @@ class Service(PinUseCases, ChatBookkeeping, AdminViews):
         with self._one_issue_at_a_time(telegram_id):
             if renews:
                 device_name = (await self._renewable(telegram_id, renews)).device
+            if self.rotation is not None:
+                await self.rotation.adopt()  # a rotation started from the shell: sign with it
             grant = await self._grant(telegram_id, device_name, platform)
             key = await self.keys.take()
             now = self._clock()
