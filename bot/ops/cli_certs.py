@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 from bot.config import Settings
-from bot.ops.cli_common import EXIT_ERROR, EXIT_OK
+from bot.ops.cli_common import EXIT_OK, print_revocation_report
 
 
 def cmd_certs(settings: Settings, args: argparse.Namespace) -> int:
@@ -45,13 +44,6 @@ def cmd_revoke_serial(settings: Settings, args: argparse.Namespace) -> int:
             done = await revoke_serial(service, None, args.serial, args.reason)
         print(f"Revoked certificate {done.serial} ({done.owner}, {done.device}).")
         report = done.crl
-        if not report.written:
-            print(f"otcert: the CRL was NOT written: {report.error}", file=sys.stderr)
-            return EXIT_ERROR
-        print(f"  CRL: {settings.effective_crl_path} ({report.entries} revoked)")
-        for label, outcome in (("reload", report.reload), ("kick", report.kick)):
-            if outcome is not None:
-                print(f"  {label}: {'ok' if outcome.ok else 'FAILED'}: {outcome.detail}")
-        return EXIT_OK
+        return print_revocation_report(settings, report)
 
     return asyncio.run(revoke())

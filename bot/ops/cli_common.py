@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable
 
 from bot.config import ConfigError, Settings
+from bot.core.results import CrlReport
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -33,3 +35,15 @@ def print_crl_report(settings: Settings) -> int:
         return EXIT_OK
 
     return asyncio.run(write())
+
+
+def print_revocation_report(settings: Settings, report: CrlReport) -> int:
+    """What a revocation did at the broker, one line each: CRL, reload, kick."""
+    if not report.written:
+        print(f"otcert: the CRL was NOT written: {report.error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"  CRL: {settings.effective_crl_path} ({report.entries} revoked)")
+    for label, outcome in (("reload", report.reload), ("kick", report.kick)):
+        if outcome is not None:
+            print(f"  {label}: {'ok' if outcome.ok else 'FAILED'}: {outcome.detail}")
+    return EXIT_OK

@@ -18,7 +18,7 @@ from bot.config import ConfigError, Settings
 from bot.core import locks
 from bot.hardening import make_undumpable
 from bot.logs import setup_logging
-from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report
+from bot.ops.cli_common import EXIT_ERROR, EXIT_OK, print_crl_report, print_revocation_report
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -95,14 +95,7 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
         person, report = done.person, done.crl
         print(f"Revoked {person.mqtt_username} (Telegram id {person.telegram_id}) and "
               f"{len(done.certificates)} certificate(s).")
-        if not report.written:
-            print(f"otcert: the CRL was NOT written: {report.error}", file=sys.stderr)
-            return EXIT_ERROR
-        print(f"  CRL: {settings.effective_crl_path} ({report.entries} revoked)")
-        for label, outcome in (("reload", report.reload), ("kick", report.kick)):
-            if outcome is not None:
-                print(f"  {label}: {'ok' if outcome.ok else 'FAILED'}: {outcome.detail}")
-        return EXIT_OK
+        return print_revocation_report(settings, report)
 
     return asyncio.run(revoke())
 

@@ -216,3 +216,18 @@ async def answer_user_error(update: Update, exc: Exception) -> None:
     """Tell the sender what went wrong and how to fix it."""
     await reply(update, render_error(exc))
 
+
+
+async def one_optional_arg(update: Update, context: Context, usage: str) -> tuple[bool, str | None]:
+    """The start of /getcert and /renew: a private chat, sane input, at most one argument.
+    ``(False, None)`` when the person was already answered."""
+    if not is_private(update):
+        await reply(update, t(chat.PRIVATE_ONLY))
+        return False, None
+    if not await guard_args(update, context):
+        return False, None
+    args = args_of(context)
+    if len(args) > 1:
+        await reply(update, t(usage))
+        return False, None
+    return True, args[0] if args else None

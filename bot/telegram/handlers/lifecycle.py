@@ -33,9 +33,8 @@ from bot.telegram.handlers.common import (
     Context,
     answer_query,
     answer_user_error,
-    args_of,
-    guard_args,
     is_private,
+    one_optional_arg,
     reply,
 )
 from bot.telegram.handlers.delivery import issue_and_deliver, with_retry
@@ -100,18 +99,12 @@ async def renew(update: Update, context: Context) -> None:
     user = update.effective_user
     if user is None:
         return
-    if not is_private(update):
-        await reply(update, t(chat.PRIVATE_ONLY))
-        return
-    if not await guard_args(update, context):
-        return
-    args = args_of(context)
-    if len(args) > 1:
-        await reply(update, t(texts.USAGE_RENEW))
+    ok, device = await one_optional_arg(update, context, texts.USAGE_RENEW)
+    if not ok:
         return
     try:
         serial = await lifecycle_of(context.application).renewal_for(
-            user.id, args[0].lower() if args else None)
+            user.id, device.lower() if device else None)
     except PEOPLE_ERRORS as exc:
         await answer_user_error(update, exc)
         return

@@ -16,9 +16,8 @@ from bot.telegram.handlers.common import (
     Context,
     answer_query,
     answer_user_error,
-    args_of,
-    guard_args,
     is_private,
+    one_optional_arg,
     reply,
     runtime,
 )
@@ -125,16 +124,9 @@ async def getcert(update: Update, context: Context) -> None:
     where = update.effective_chat
     if user is None or where is None:
         return
-    if not is_private(update):
-        await reply(update, t(chat.PRIVATE_ONLY))
-        return
-    if not await guard_args(update, context):
-        return
-    args = args_of(context)
-    if len(args) > 1:
-        await reply(update, t(chat.USAGE_GETCERT))
-        return
-    await issue_and_deliver(context, user.id, where.id, args[0] if args else None)
+    ok, device = await one_optional_arg(update, context, chat.USAGE_GETCERT)
+    if ok:
+        await issue_and_deliver(context, user.id, where.id, device)
 
 
 async def platform_button(update: Update, context: Context) -> None:
