@@ -60,6 +60,17 @@ def encode(button: ButtonData) -> str:
     return text
 
 
+class _Encoded:
+    """``data()`` for every format: the wire string :func:`encode` builds."""
+
+    def data(self: ButtonData) -> str:
+        return encode(self)
+
+
+def _platform(text: str) -> Platform | None:
+    return Platform(text) if text in {p.value for p in Platform} else None
+
+
 def parse(raw: str | None) -> ButtonData | None:
     """The value a button carries, or None for anything malformed, unknown or forged."""
     if not raw or len(raw.encode()) > MAX_BYTES:
@@ -81,7 +92,7 @@ def telegram_id(text: str) -> int | None:
 
 @_format
 @dataclass(frozen=True)
-class RequestAnswer:
+class RequestAnswer(_Encoded):
     """``req:<approve|deny|ok|cancel>:<telegram_id>[:<username>]`` on an admin's copy of a
     request; ``ok`` (approve under ``username``) is the only action that carries a name."""
 
@@ -94,9 +105,6 @@ class RequestAnswer:
     def fields(self) -> tuple[str, ...]:
         name = () if self.username is None else (self.username,)
         return (self.action, str(self.telegram_id), *name)
-
-    def data(self) -> str:
-        return encode(self)
 
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
@@ -112,7 +120,7 @@ class RequestAnswer:
 
 @_format
 @dataclass(frozen=True)
-class PlatformChoice:
+class PlatformChoice(_Encoded):
     """``plat:<ios|android>:<device>``: the presser's phone, for the device they asked for."""
 
     PREFIX: ClassVar[str] = "plat"
@@ -123,19 +131,15 @@ class PlatformChoice:
     def fields(self) -> tuple[str, ...]:
         return (self.platform.value, self.device)
 
-    def data(self) -> str:
-        return encode(self)
-
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
-        if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
-            return None
-        return cls(Platform(fields[0]), fields[1])
+        platform = _platform(fields[0]) if len(fields) == 2 else None
+        return None if platform is None else cls(platform, fields[1])
 
 
 @_format
 @dataclass(frozen=True)
-class RotationMove:
+class RotationMove(_Encoded):
     """``rot:move``: the presser asks for their certificate from the next CA. It names nobody,
     so a forged copy can only ever move the presser themselves."""
 
@@ -144,9 +148,6 @@ class RotationMove:
     def fields(self) -> tuple[str, ...]:
         return ("move",)
 
-    def data(self) -> str:
-        return encode(self)
-
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
         return cls() if list(fields) == ["move"] else None
@@ -154,7 +155,7 @@ class RotationMove:
 
 @_format
 @dataclass(frozen=True)
-class RenewPlatformChoice:
+class RenewPlatformChoice(_Encoded):
     """``rplat:<ios|android>:<serial>``: the presser's phone, asked during a renewal; it
     carries the serial so the choice renews that certificate instead of replacing it."""
 
@@ -166,21 +167,17 @@ class RenewPlatformChoice:
     def fields(self) -> tuple[str, ...]:
         return (self.platform.value, self.serial)
 
-    def data(self) -> str:
-        return encode(self)
-
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
-        if len(fields) != 2 or fields[0] not in {p.value for p in Platform}:
+        platform = _platform(fields[0]) if len(fields) == 2 else None
+        if platform is None or _serial_field(fields[1]) is None:
             return None
-        if _serial_field(fields[1]) is None:
-            return None
-        return cls(Platform(fields[0]), fields[1])
+        return cls(platform, fields[1])
 
 
 @_format
 @dataclass(frozen=True)
-class LanguageChoice:
+class LanguageChoice(_Encoded):
     """``lang:<code>``: the presser's chat language, one of the shipped ones."""
 
     PREFIX: ClassVar[str] = "lang"
@@ -189,9 +186,6 @@ class LanguageChoice:
 
     def fields(self) -> tuple[str, ...]:
         return (self.language,)
-
-    def data(self) -> str:
-        return encode(self)
 
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
@@ -202,7 +196,7 @@ class LanguageChoice:
 
 @_format
 @dataclass(frozen=True)
-class PinConfirm:
+class PinConfirm(_Encoded):
     """``pinok:<token>``: a second admin confirms the uploaded CA an admin asked to send.
     The token only names an open proposal; who may confirm is decided by who pressed."""
 
@@ -212,9 +206,6 @@ class PinConfirm:
 
     def fields(self) -> tuple[str, ...]:
         return (self.token,)
-
-    def data(self) -> str:
-        return encode(self)
 
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:
@@ -235,7 +226,7 @@ def _serial_field(text: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class _SerialButton:
+class _SerialButton(_Encoded):
     """A button naming one certificate; the service checks that it is the presser's."""
 
     PREFIX: ClassVar[str]
@@ -244,9 +235,6 @@ class _SerialButton:
 
     def fields(self) -> tuple[str, ...]:
         return (self.serial,)
-
-    def data(self) -> str:
-        return encode(self)
 
     @classmethod
     def from_fields(cls, fields: Sequence[str]) -> Self | None:

@@ -15,10 +15,11 @@ from telegram.error import TelegramError
 from bot.core import doors
 from bot.core.models import Person, PersonStatus
 from bot.telegram import render
-from bot.telegram.callbacks import RequestAnswer, parse
+from bot.telegram.callbacks import RequestAnswer
 from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,
     Context,
+    admin_button,
     answer_query,
     answer_user_error,
     args_of,
@@ -143,18 +144,11 @@ async def deny(update: Update, context: Context) -> None:
 
 async def request_button(update: Update, context: Context) -> None:
     """A :class:`RequestAnswer` pressed on an admin's copy of a pending request."""
-    query = update.callback_query
-    if query is None:
+    pressed = await admin_button(update, context, RequestAnswer)
+    if pressed is None:
         return
+    query, admin, button = pressed
     rt = runtime(context)
-    admin = query.from_user
-    if not rt.service.is_admin(admin.id):
-        await answer_query(query, t(chat.NOT_ADMIN), show_alert=True)
-        return
-    button = parse(query.data)
-    if not isinstance(button, RequestAnswer):
-        await answer_query(query, t(chat.BUTTON_STALE))
-        return
     admin_name, tid = render.esc(admin.full_name), button.telegram_id
     try:
         person = await rt.service.status(tid)

@@ -8,16 +8,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from telegram import CallbackQuery, Chat, Update
+from telegram import CallbackQuery, Chat, Update, User
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.core.errors import UserError
 from bot.core.models import StorageError
 from bot.core.service import Service
-from bot.telegram.callbacks import telegram_id
+from bot.telegram.callbacks import ButtonData, parse, telegram_id
 from bot.telegram.lanes import DeliveryLanes
 from bot.telegram.render import render_error
 from bot.texts import chat, t
@@ -231,3 +231,25 @@ async def one_optional_arg(update: Update, context: Context, usage: str) -> tupl
         await reply(update, t(usage))
         return False, None
     return True, args[0] if args else None
+
+
+Button = TypeVar("Button", bound=ButtonData)
+
+
+async def admin_button(
+    update: Update, context: Context, kind: type[Button]
+) -> tuple[CallbackQuery, User, Button] | None:
+    """An admin's button press of format ``kind``: authority from who pressed, never from the
+    data; anyone else, or data of another format, gets an answer and ``None``."""
+    query = update.callback_query
+    if query is None:
+        return None
+    presser = query.from_user
+    if not runtime(context).service.is_admin(presser.id):
+        await answer_query(query, t(chat.NOT_ADMIN), show_alert=True)
+        return None
+    button = parse(query.data)
+    if not isinstance(button, kind):
+        await answer_query(query, t(chat.BUTTON_STALE))
+        return None
+    return query, presser, button

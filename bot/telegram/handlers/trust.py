@@ -15,10 +15,11 @@ from bot.core.models import Person
 from bot.core.results import PinBundle
 from bot.core.trust import PinDecision
 from bot.telegram import render
-from bot.telegram.callbacks import PinConfirm, parse
+from bot.telegram.callbacks import PinConfirm
 from bot.telegram.handlers.common import (
     PEOPLE_ERRORS,
     Context,
+    admin_button,
     answer_query,
     reply,
     runtime,
@@ -80,18 +81,11 @@ async def _tell_admins(
 
 async def confirm_button(update: Update, context: Context) -> None:
     """A :class:`PinConfirm` pressed: a second admin sends the CA to everyone."""
-    query = update.callback_query
-    if query is None:
+    pressed = await admin_button(update, context, PinConfirm)
+    if pressed is None:
         return
+    query, presser, button = pressed
     rt = runtime(context)
-    presser = query.from_user
-    if not rt.service.is_admin(presser.id):
-        await answer_query(query, t(chat.NOT_ADMIN), show_alert=True)
-        return
-    button = parse(query.data)
-    if not isinstance(button, PinConfirm):
-        await answer_query(query, t(chat.BUTTON_STALE))
-        return
     try:
         proposal = await rt.service.pins.confirm(presser.id, button.token)
         people = await rt.service.pin_recipients(presser.id, proposal.bundle)
